@@ -1,0 +1,44 @@
+"""Type stubs for the compiled module ``smoothmax._core`` (private; use ``smoothmax``)."""
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+build_profile: str
+
+def logsumexp_3d(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None:
+    """``out[o, j] = logsumexp(x[o, :, j])``; float32 or float64, ``out`` of shape (outer, inner)."""
+
+def logsumexp_weighted_3d(
+    x: npt.NDArray[np.floating],
+    b: npt.NDArray[np.floating],
+    out: npt.NDArray[np.floating],
+    sign: npt.NDArray[np.floating],
+) -> None:
+    """``out = log|sum(b * exp(x))|`` and its ``sign`` along axis 1 (entries to drop are -inf)."""
+
+def softmax_3d(
+    x: npt.NDArray[np.floating] | None,
+    out: npt.NDArray[np.floating],
+    temperature: float,
+    log: bool,
+) -> None:
+    """softmax (or log_softmax) of ``x`` along axis 1 into ``out``; ``x=None`` works in place."""
+
+def exp_1d(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None:
+    """The vector exp kernel on contiguous 1-D arrays (for accuracy tests)."""
+
+def simd_level() -> str:
+    """The SIMD path in use."""
+
+def supported_simd() -> list[str]:
+    """Every SIMD path this CPU supports, slowest first."""
+
+def force_simd(name: str) -> None:
+    """Select the SIMD path for later calls."""
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads kernels use."""
+
+def get_num_threads() -> int:
+    """The number of threads kernels use."""

@@ -1,0 +1,520 @@
+//! The passes over one row that every softmax-family function is built from, generic over the
+//! SIMD implementation and the element type.
+//!
+//! Algorithm (Blanchard, Higham & Higham 2021, with the rounding of `x − max` carried):
+//! 1. `m = max x` (NaN noted separately, `+inf` entries counted only when `m = +inf`);
+//! 2. `S = Σ e^{(x_i − m)/T}` with `x_i − m` as an exact double-double (TwoSum) for f64, the exp
+//!    kept as `2^k(1+t)` and summed with per-lane compensation (float32 data is computed in f64
+//!    lanes, where `x − m` is exact and a plain f64 sum is ample);
+//! 3. logsumexp `= m + log S` with `log S = log1p(S − 1)` near 1 (the max contributes exactly 1);
+//!    softmax `= 2^k (1 + t) / S` rounded once; log_softmax `= (x − m)/T − log S`.
+//!
+//! Elements are assigned to [`VLANES`] virtual lanes (`i % 16`) and the lanes are combined by a
+//! fixed tree, so results are bit-identical on every [`Simd`] implementation.
+
+// Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
+#![allow(clippy::needless_range_loop)]
+
+use crate::math::exp::{exp_parts, Degree, ExpParts};
+use crate::simd::{Element, Simd, VLANES};
+
+/// `(x − m)/T` as an unevaluated sum `hi + lo`.
+#[derive(Clone, Copy)]
+pub(crate) struct Scaling {
+    /// `1/T` (1 when no temperature).
+    pub inv_t: f64,
+    /// `T`.
+    pub t: f64,
+    /// Whether `T != 1`.
+    pub active: bool,
+}
+
+impl Scaling {
+    /// No temperature.
+    pub const NONE: Scaling = Scaling {
+        inv_t: 1.0,
+        t: 1.0,
+        active: false,
+    };
+
+    /// Temperature `t > 0`.
+    pub fn temperature(t: f64) -> Scaling {
+        Scaling {
+            inv_t: 1.0 / t,
+            t,
+            active: t != 1.0,
+        }
+    }
+}
+
+#[inline(always)]
+fn degree<E: Element>() -> Degree {
+    if E::IS_F64 {
+        Degree::Full
+    } else {
+        Degree::Short
+    }
+}
+
+#[inline(always)]
+fn nv<S: Simd>() -> usize {
+    VLANES / S::LANES
+}
+
+/// Load one chunk of `VLANES` elements as `VLANES / LANES` vectors.
+///
+/// # Safety
+/// `p` must be valid for reading `VLANES` elements.
+#[inline(always)]
+unsafe fn load_chunk<S: Simd, E: Element>(s: S, p: *const E) -> [S::V; VLANES] {
+    let mut v = [s.splat(0.0); VLANES];
+    for (j, vj) in v.iter_mut().enumerate().take(nv::<S>()) {
+        // SAFETY: j * LANES + LANES <= VLANES elements are readable.
+        *vj = unsafe { E::load(s, p.add(j * S::LANES)) };
+    }
+    v
+}
+
+/// Copy the last `len < VLANES` elements into a padded chunk.
+///
+/// # Safety
+/// `p` must be valid for reading `len` elements.
+#[inline(always)]
+unsafe fn tail_chunk<E: Element>(p: *const E, len: usize, pad: f64) -> [E; VLANES] {
+    let mut buf = [E::from_f64(pad); VLANES];
+    // SAFETY: `len` elements readable; `buf` holds VLANES >= len.
+    unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), len) };
+    buf
+}
+
+/// Spill the accumulators to the 16 virtual lanes.
+#[inline(always)]
+fn spill<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES] {
+    let mut out = [0.0f64; VLANES];
+    for j in 0..nv::<S>() {
+        // SAFETY: out has room for VLANES doubles; j * LANES + LANES <= VLANES.
+        unsafe { s.store_f64(out.as_mut_ptr().add(j * S::LANES), acc[j]) };
+    }
+    out
+}
+
+/// Combine the 16 virtual lanes with a fixed tree: lane j with lane j + w for w = 8, 4, 2, 1.
+#[inline(always)]
+fn tree<T: Copy>(mut a: [T; VLANES], op: impl Fn(T, T) -> T) -> T {
+    let mut w = VLANES / 2;
+    while w > 0 {
+        for j in 0..w {
+            a[j] = op(a[j], a[j + w]);
+        }
+        w /= 2;
+    }
+    a[0]
+}
+
+/// Error-free `a + b = s + e`.
+#[inline(always)]
+fn two_sum_v<S: Simd>(s: S, a: S::V, b: S::V) -> (S::V, S::V) {
+    let sum = s.add(a, b);
+    let bb = s.sub(sum, a);
+    let e = s.add(s.sub(a, s.sub(sum, bb)), s.sub(b, bb));
+    (sum, e)
+}
+
+#[inline(always)]
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let sum = a + b;
+    let bb = sum - a;
+    (sum, (a - (sum - bb)) + (b - bb))
+}
+
+/// `(x − m)/T` as `(hi, lo)`; `lo` is zero for f32 data and never NaN.
+#[inline(always)]
+fn shifted<S: Simd, E: Element>(s: S, x: S::V, m: S::V, sc: Scaling) -> (S::V, S::V) {
+    if !E::IS_F64 {
+        // f32 data in f64 lanes: x − m is exact and the scaling error is far below f32's.
+        let d = s.sub(x, m);
+        let d = if sc.active {
+            s.mul(d, s.splat(sc.inv_t))
+        } else {
+            d
+        };
+        return (d, s.splat(0.0));
+    }
+    let (mut hi, mut lo) = two_sum_v(s, x, s.sub(s.splat(0.0), m));
+    if sc.active {
+        // Division by T to double-double accuracy: the FMA remainder of q·T is exact.
+        let q = s.mul(hi, s.splat(sc.inv_t));
+        let rem = s.fma(s.sub(s.splat(0.0), q), s.splat(sc.t), hi);
+        lo = s.mul(s.add(rem, lo), s.splat(sc.inv_t));
+        hi = q;
+    }
+    // -inf entries (masked or underflowing) make the low part NaN (inf − inf); it must vanish.
+    let lo = s.select(s.eq(lo, lo), lo, s.splat(0.0));
+    (hi, lo)
+}
+
+/// Pass 1: the row maximum (NaN ignored) and whether a NaN is present.
+///
+/// # Safety
+/// `x` must be valid for reading `n` elements.
+#[inline(always)]
+pub(crate) unsafe fn row_max<S: Simd, E: Element>(s: S, x: *const E, n: usize) -> (f64, bool) {
+    let mut acc = [s.splat(f64::NEG_INFINITY); VLANES];
+    let mut nan = s.none();
+    let mut step = |v: [S::V; VLANES]| {
+        for j in 0..nv::<S>() {
+            // max(v, acc) returns acc when v is NaN: the NaN is tracked in `nan` instead.
+            acc[j] = s.max(v[j], acc[j]);
+            nan = s.or(nan, s.is_nan(v[j]));
+        }
+    };
+    let body = n - n % VLANES;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + VLANES <= n.
+        step(unsafe { load_chunk::<S, E>(s, x.add(i)) });
+        i += VLANES;
+    }
+    if i < n {
+        // SAFETY: n - i elements remain.
+        let buf = unsafe { tail_chunk(x.add(i), n - i, f64::NEG_INFINITY) };
+        // SAFETY: buf holds VLANES elements.
+        step(unsafe { load_chunk::<S, E>(s, buf.as_ptr()) });
+    }
+    let m = tree(spill(s, &acc), |a, b| if a > b { a } else { b });
+    (m, s.any(nan))
+}
+
+/// Pass 2: `Σ w_i e^{(x_i − m)/T}` as `(hi, lo)` (w = 1 when `w` is null).
+///
+/// # Safety
+/// `x` (and `w` unless null) must be valid for reading `n` elements; `m` must be finite.
+#[inline(always)]
+pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
+    s: S,
+    x: *const E,
+    w: *const E,
+    n: usize,
+    m: f64,
+    sc: Scaling,
+) -> (f64, f64) {
+    let weighted = !w.is_null();
+    // Weighted sums may cancel; f64 results need the extra bits. Plain f32 sums do not.
+    let compensated = E::IS_F64 || weighted;
+    let mv = s.splat(m);
+    let one = s.splat(1.0);
+    let mut hi = [s.splat(0.0); VLANES];
+    let mut lo = [s.splat(0.0); VLANES];
+    let mut step = |v: [S::V; VLANES], wv: [S::V; VLANES]| {
+        for j in 0..nv::<S>() {
+            let (d_hi, d_lo) = shifted::<S, E>(s, v[j], mv, sc);
+            let p: ExpParts<S::V> = exp_parts(s, d_hi, d_lo, degree::<E>());
+            if compensated {
+                // e = 2^k (h + l) exactly, h = 1 + t rounded (Fast2Sum: |t| < 1).
+                let h = s.add(one, p.t);
+                let l = s.sub(p.t, s.sub(h, one));
+                let (mut eh, mut el) = (p.scale(s, h), p.scale(s, l));
+                if weighted {
+                    let prod = s.mul(eh, wv[j]);
+                    let err = s.fma(eh, wv[j], s.sub(s.splat(0.0), prod));
+                    el = s.fma(el, wv[j], err);
+                    eh = prod;
+                }
+                let (sum, e) = two_sum_v(s, hi[j], eh);
+                hi[j] = sum;
+                lo[j] = s.add(lo[j], s.add(e, el));
+            } else {
+                hi[j] = s.add(hi[j], p.scale(s, s.add(one, p.t)));
+            }
+        }
+    };
+    let empty = [s.splat(0.0); VLANES];
+    let body = n - n % VLANES;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + VLANES <= n for x and w.
+        unsafe {
+            let v = load_chunk::<S, E>(s, x.add(i));
+            let wv = if weighted {
+                load_chunk::<S, E>(s, w.add(i))
+            } else {
+                empty
+            };
+            step(v, wv);
+        }
+        i += VLANES;
+    }
+    if i < n {
+        // SAFETY: n - i elements remain; padding contributes e^-inf = 0 (times weight 0).
+        unsafe {
+            let buf = tail_chunk(x.add(i), n - i, f64::NEG_INFINITY);
+            let v = load_chunk::<S, E>(s, buf.as_ptr());
+            let wv = if weighted {
+                let wb = tail_chunk(w.add(i), n - i, 0.0);
+                load_chunk::<S, E>(s, wb.as_ptr())
+            } else {
+                empty
+            };
+            step(v, wv);
+        }
+    }
+    let his = spill(s, &hi);
+    let los = spill(s, &lo);
+    let mut pairs = [(0.0f64, 0.0f64); VLANES];
+    for j in 0..VLANES {
+        pairs[j] = (his[j], los[j]);
+    }
+    let (h, l) = tree(pairs, |(h1, l1), (h2, l2)| {
+        let (sum, e) = two_sum(h1, h2);
+        (sum, l1 + l2 + e)
+    });
+    two_sum(h, l)
+}
+
+/// `log(hi + lo)` for a positive double-double; `log1p` near 1, where it matters.
+#[inline]
+pub(crate) fn log_of_sum(hi: f64, lo: f64) -> f64 {
+    if (0.5..=2.0).contains(&hi) {
+        // hi − 1 is exact here (Sterbenz).
+        ((hi - 1.0) + lo).ln_1p()
+    } else {
+        hi.ln() + lo / hi
+    }
+}
+
+/// Pass 3 for softmax: `out_i = e^{(x_i − m)/T} · inv`, `inv = inv_hi + inv_lo ≈ 1/S`.
+///
+/// # Safety
+/// `x` readable and `out` writable for `n` elements; they may be the same pointer.
+#[inline(always)]
+pub(crate) unsafe fn write_softmax<S: Simd, E: Element>(
+    s: S,
+    x: *const E,
+    out: *mut E,
+    n: usize,
+    m: f64,
+    sc: Scaling,
+    (inv_hi, inv_lo): (f64, f64),
+) {
+    let mv = s.splat(m);
+    let (ih, il) = (s.splat(inv_hi), s.splat(inv_lo));
+    let value = |v: S::V| {
+        let (d_hi, d_lo) = shifted::<S, E>(s, v, mv, sc);
+        let p = exp_parts(s, d_hi, d_lo, degree::<E>());
+        // inv · (1 + t) with one rounding of the leading part.
+        let y = if E::IS_F64 {
+            s.add(ih, s.fma(ih, p.t, s.fma(il, p.t, il)))
+        } else {
+            s.fma(ih, p.t, ih)
+        };
+        p.scale(s, y)
+    };
+    unsafe { write_pass::<S, E>(s, x, out, n, value) }
+}
+
+/// Pass 3 for log_softmax: `out_i = (x_i − m)/T − log S`.
+///
+/// # Safety
+/// As [`write_softmax`].
+#[inline(always)]
+pub(crate) unsafe fn write_log_softmax<S: Simd, E: Element>(
+    s: S,
+    x: *const E,
+    out: *mut E,
+    n: usize,
+    m: f64,
+    sc: Scaling,
+    log_s: f64,
+) {
+    let mv = s.splat(m);
+    let l = s.splat(log_s);
+    let value = |v: S::V| {
+        let (d_hi, d_lo) = shifted::<S, E>(s, v, mv, sc);
+        // d_hi ≤ 0 ≤ log S: no cancellation; the low part joins after the leading difference.
+        s.add(s.sub(d_hi, l), d_lo)
+    };
+    unsafe { write_pass::<S, E>(s, x, out, n, value) }
+}
+
+/// Apply `value` to every element, chunk by chunk (each chunk is loaded before it is stored,
+/// which makes `x == out` safe).
+///
+/// # Safety
+/// As [`write_softmax`].
+#[inline(always)]
+unsafe fn write_pass<S: Simd, E: Element>(
+    s: S,
+    x: *const E,
+    out: *mut E,
+    n: usize,
+    value: impl Fn(S::V) -> S::V,
+) {
+    let body = n - n % VLANES;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + VLANES <= n for x and out.
+        unsafe {
+            let v = load_chunk::<S, E>(s, x.add(i));
+            for j in 0..nv::<S>() {
+                E::store(s, out.add(i + j * S::LANES), value(v[j]));
+            }
+        }
+        i += VLANES;
+    }
+    if i < n {
+        // SAFETY: n - i elements remain; the padded results are computed and dropped.
+        unsafe {
+            let buf = tail_chunk(x.add(i), n - i, f64::NEG_INFINITY);
+            let v = load_chunk::<S, E>(s, buf.as_ptr());
+            let mut res = [E::from_f64(0.0); VLANES];
+            for j in 0..nv::<S>() {
+                E::store(s, res.as_mut_ptr().add(j * S::LANES), value(v[j]));
+            }
+            std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
+        }
+    }
+}
+
+/// Number of `+inf` entries (only called for rows whose maximum is `+inf`).
+///
+/// # Safety
+/// `x` readable for `n` elements.
+unsafe fn count_pos_inf<E: Element>(x: *const E, n: usize) -> usize {
+    // SAFETY: forwarded contract.
+    let row = unsafe { std::slice::from_raw_parts(x, n) };
+    row.iter().filter(|v| v.to_f64() == f64::INFINITY).count()
+}
+
+/// Fill `out` with `value` where `x == +inf` and `other` elsewhere.
+///
+/// # Safety
+/// As [`write_softmax`].
+unsafe fn fill_inf_split<E: Element>(x: *const E, out: *mut E, n: usize, value: f64, other: f64) {
+    for i in 0..n {
+        // SAFETY: i < n; element i is read before it is written.
+        unsafe {
+            let is_inf = (*x.add(i)).to_f64() == f64::INFINITY;
+            *out.add(i) = E::from_f64(if is_inf { value } else { other });
+        }
+    }
+}
+
+/// logsumexp of a row (`−inf` when empty).
+///
+/// # Safety
+/// `x` readable for `n` elements.
+#[inline(always)]
+pub(crate) unsafe fn lse_row<S: Simd, E: Element>(s: S, x: *const E, n: usize) -> f64 {
+    // SAFETY: forwarded contract.
+    let (m, nan) = unsafe { row_max::<S, E>(s, x, n) };
+    if nan {
+        return f64::NAN;
+    }
+    if !m.is_finite() {
+        return m; // +inf, or -inf for empty / all -inf rows
+    }
+    // SAFETY: forwarded contract; m is finite.
+    let (hi, lo) = unsafe { row_sum::<S, E>(s, x, std::ptr::null(), n, m, Scaling::NONE) };
+    m + log_of_sum(hi, lo)
+}
+
+/// Weighted logsumexp of a row: `(log|Σ w e^x|, sign)`.
+///
+/// Entries to leave out must already be `-inf` in `x` (the Python layer does this for `b == 0`
+/// and `where=False`).
+///
+/// # Safety
+/// `x` and `w` readable for `n` elements.
+#[inline(always)]
+pub(crate) unsafe fn lse_row_weighted<S: Simd, E: Element>(
+    s: S,
+    x: *const E,
+    w: *const E,
+    n: usize,
+) -> (f64, f64) {
+    // SAFETY: forwarded contract.
+    let (m, nan) = unsafe { row_max::<S, E>(s, x, n) };
+    if nan {
+        return (f64::NAN, f64::NAN);
+    }
+    if m == f64::NEG_INFINITY {
+        return (f64::NEG_INFINITY, 0.0);
+    }
+    let (hi, lo) = if m == f64::INFINITY {
+        // Only the +inf entries count: Σ w over them decides the sign (0 → inf − inf = NaN).
+        let mut total = 0.0;
+        for i in 0..n {
+            // SAFETY: i < n.
+            unsafe {
+                if (*x.add(i)).to_f64() == f64::INFINITY {
+                    total += (*w.add(i)).to_f64();
+                }
+            }
+        }
+        return match total {
+            t if t > 0.0 => (f64::INFINITY, 1.0),
+            t if t < 0.0 => (f64::INFINITY, -1.0),
+            _ => (f64::NAN, f64::NAN),
+        };
+    } else {
+        // SAFETY: forwarded contract; m is finite.
+        unsafe { row_sum::<S, E>(s, x, w, n, m, Scaling::NONE) }
+    };
+    if hi.is_nan() {
+        return (f64::NAN, f64::NAN);
+    }
+    if hi == 0.0 {
+        return (f64::NEG_INFINITY, 0.0);
+    }
+    let sign = hi.signum();
+    (m + log_of_sum(hi * sign, lo * sign), sign)
+}
+
+/// softmax (or log_softmax when `log`) of a row into `out` (which may equal `x`).
+///
+/// # Safety
+/// `x` readable and `out` writable for `n` elements.
+#[inline(always)]
+pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
+    s: S,
+    x: *const E,
+    out: *mut E,
+    n: usize,
+    sc: Scaling,
+    log: bool,
+) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY (all blocks): forwarded contract.
+    let (m, nan) = unsafe { row_max::<S, E>(s, x, n) };
+    if nan {
+        unsafe { fill_inf_split(x, out, n, f64::NAN, f64::NAN) };
+        return;
+    }
+    if m == f64::INFINITY {
+        // The mass is shared equally among the +inf entries.
+        let c = unsafe { count_pos_inf(x, n) } as f64;
+        let (inf_val, other) = if log {
+            (-c.ln(), f64::NEG_INFINITY)
+        } else {
+            (1.0 / c, 0.0)
+        };
+        unsafe { fill_inf_split(x, out, n, inf_val, other) };
+        return;
+    }
+    if m == f64::NEG_INFINITY {
+        let v = if log { f64::NEG_INFINITY } else { 0.0 };
+        unsafe { fill_inf_split(x, out, n, v, v) };
+        return;
+    }
+    let (hi, lo) = unsafe { row_sum::<S, E>(s, x, std::ptr::null(), n, m, sc) };
+    if log {
+        unsafe { write_log_softmax::<S, E>(s, x, out, n, m, sc, log_of_sum(hi, lo)) };
+    } else {
+        let inv_hi = 1.0 / hi;
+        // 1/(hi + lo) − inv_hi, to first order; the FMA residual is exact.
+        let inv_lo = inv_hi * (inv_hi.mul_add(-hi, 1.0) - lo * inv_hi);
+        unsafe { write_softmax::<S, E>(s, x, out, n, m, sc, (inv_hi, inv_lo)) };
+    }
+}

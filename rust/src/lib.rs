@@ -1,0 +1,34 @@
+//! smoothmax: accurate and fast softmax-family numerics.
+//!
+//! The crate is plain Rust over slices and strided `ndarray` views; the PyO3 bindings (feature
+//! `python`, on by default) are a thin layer in `python/`. Build and test the kernels without
+//! Python with `cargo test --no-default-features`.
+//!
+//! # Accuracy policy
+//! Every kernel computes in `f64` lanes. float32 data is widened on load and rounded once on
+//! store, so float32 results are within about half an ULP of the exact value. float64 results
+//! carry the rounding error of `x − max` into `exp` (TwoSum), sum with per-lane compensation and
+//! divide before the final rounding. The contracts (max error per function and dtype) are stated
+//! in [`math`] and [`kernels`] and proven by the tests.
+//!
+//! # SIMD
+//! Kernels are written once over [`simd::Simd`] and dispatched at run time ([`simd::Isa`]:
+//! scalar, AVX2+FMA, AVX-512F; forced with `SMOOTHMAX_SIMD`). All paths return bit-identical
+//! results.
+
+pub mod error;
+pub mod kernels;
+pub mod math;
+pub mod simd;
+pub mod threads;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::KernelError;
+pub use kernels::{
+    logsumexp, logsumexp_on, logsumexp_slice, logsumexp_slice_on, logsumexp_weighted, softmax,
+    softmax_inplace, softmax_inplace_on, softmax_slice, softmax_slice_on,
+};
+pub use simd::{active_isa, force_isa, Isa};
+pub use threads::{get_num_threads, set_num_threads};

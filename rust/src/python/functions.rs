@@ -1,0 +1,179 @@
+//! The functions of `smoothmax._core`: extract → kernel (GIL released) → return.
+
+use numpy::{
+    PyReadonlyArray1, PyReadonlyArray3, PyReadwriteArray1, PyReadwriteArray2, PyReadwriteArray3,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use super::errors::detached;
+use crate::error::KernelError;
+use crate::simd::{active_isa, force_isa, Isa};
+use crate::{kernels, math, threads};
+
+/// A read-only 3-D float array of either supported dtype.
+#[derive(FromPyObject)]
+pub(crate) enum In3<'py> {
+    F32(PyReadonlyArray3<'py, f32>),
+    F64(PyReadonlyArray3<'py, f64>),
+}
+
+/// A writable 3-D float array of either supported dtype.
+#[derive(FromPyObject)]
+pub(crate) enum Out3<'py> {
+    F32(PyReadwriteArray3<'py, f32>),
+    F64(PyReadwriteArray3<'py, f64>),
+}
+
+/// A writable 2-D float array of either supported dtype.
+#[derive(FromPyObject)]
+pub(crate) enum Out2<'py> {
+    F32(PyReadwriteArray2<'py, f32>),
+    F64(PyReadwriteArray2<'py, f64>),
+}
+
+fn dtype_mismatch(arg: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "{arg} must have the dtype of the input (float32 or float64)"
+    ))
+}
+
+/// `out[o, j] = logsumexp(x[o, :, j])`.
+#[pyfunction]
+pub(crate) fn logsumexp_3d(py: Python<'_>, x: In3<'_>, out: Out2<'_>) -> PyResult<()> {
+    match (x, out) {
+        (In3::F32(x), Out2::F32(mut o)) => {
+            let (xv, ov) = (x.as_array(), o.as_array_mut());
+            detached(py, move || kernels::logsumexp(xv, ov))
+        }
+        (In3::F64(x), Out2::F64(mut o)) => {
+            let (xv, ov) = (x.as_array(), o.as_array_mut());
+            detached(py, move || kernels::logsumexp(xv, ov))
+        }
+        _ => Err(dtype_mismatch("out")),
+    }
+}
+
+/// Weighted logsumexp with sign: `out`, `sign` of shape `(outer, inner)`.
+#[pyfunction]
+pub(crate) fn logsumexp_weighted_3d(
+    py: Python<'_>,
+    x: In3<'_>,
+    b: In3<'_>,
+    out: Out2<'_>,
+    sign: Out2<'_>,
+) -> PyResult<()> {
+    match (x, b, out, sign) {
+        (In3::F32(x), In3::F32(b), Out2::F32(mut o), Out2::F32(mut s)) => {
+            let (xv, bv, ov, sv) = (
+                x.as_array(),
+                b.as_array(),
+                o.as_array_mut(),
+                s.as_array_mut(),
+            );
+            detached(py, move || kernels::logsumexp_weighted(xv, bv, ov, sv))
+        }
+        (In3::F64(x), In3::F64(b), Out2::F64(mut o), Out2::F64(mut s)) => {
+            let (xv, bv, ov, sv) = (
+                x.as_array(),
+                b.as_array(),
+                o.as_array_mut(),
+                s.as_array_mut(),
+            );
+            detached(py, move || kernels::logsumexp_weighted(xv, bv, ov, sv))
+        }
+        _ => Err(dtype_mismatch("b, out and sign")),
+    }
+}
+
+/// softmax (`log=False`) or log_softmax along axis 1 of `x` into `out`; `x=None` works in place.
+#[pyfunction]
+#[pyo3(signature = (x, out, temperature, log))]
+pub(crate) fn softmax_3d(
+    py: Python<'_>,
+    x: Option<In3<'_>>,
+    out: Out3<'_>,
+    temperature: f64,
+    log: bool,
+) -> PyResult<()> {
+    match (x, out) {
+        (None, Out3::F32(mut o)) => {
+            let ov = o.as_array_mut();
+            detached(py, move || kernels::softmax_inplace(ov, temperature, log))
+        }
+        (None, Out3::F64(mut o)) => {
+            let ov = o.as_array_mut();
+            detached(py, move || kernels::softmax_inplace(ov, temperature, log))
+        }
+        (Some(In3::F32(x)), Out3::F32(mut o)) => {
+            let (xv, ov) = (x.as_array(), o.as_array_mut());
+            detached(py, move || kernels::softmax(xv, ov, temperature, log))
+        }
+        (Some(In3::F64(x)), Out3::F64(mut o)) => {
+            let (xv, ov) = (x.as_array(), o.as_array_mut());
+            detached(py, move || kernels::softmax(xv, ov, temperature, log))
+        }
+        _ => Err(dtype_mismatch("out")),
+    }
+}
+
+/// The vector exp kernel on a contiguous 1-D array (exposed for accuracy tests).
+#[pyfunction]
+pub(crate) fn exp_1d(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let (Ok(x), Ok(mut o)) = (
+        x.extract::<PyReadonlyArray1<f32>>(),
+        out.extract::<PyReadwriteArray1<f32>>(),
+    ) {
+        let (xs, os) = (x.as_slice()?, o.as_slice_mut()?);
+        return detached(py, || math::exp::exp_f32(xs, os).map_err(KernelError::Simd));
+    }
+    if let (Ok(x), Ok(mut o)) = (
+        x.extract::<PyReadonlyArray1<f64>>(),
+        out.extract::<PyReadwriteArray1<f64>>(),
+    ) {
+        let (xs, os) = (x.as_slice()?, o.as_slice_mut()?);
+        return detached(py, || math::exp::exp_f64(xs, os).map_err(KernelError::Simd));
+    }
+    Err(PyTypeError::new_err(
+        "exp_1d: x and out must be contiguous 1-D arrays of one float dtype",
+    ))
+}
+
+/// The SIMD path kernels run on: `"scalar"`, `"avx2"` or `"avx512"`.
+#[pyfunction]
+pub(crate) fn simd_level() -> PyResult<&'static str> {
+    active_isa()
+        .map(Isa::name)
+        .map_err(|e| KernelError::Simd(e).into())
+}
+
+/// Every SIMD path this CPU supports, slowest first.
+#[pyfunction]
+pub(crate) fn supported_simd() -> Vec<&'static str> {
+    Isa::supported().into_iter().map(Isa::name).collect()
+}
+
+/// Select the SIMD path for later calls (tests run every path in one process with it).
+#[pyfunction]
+pub(crate) fn force_simd(name: &str) -> PyResult<()> {
+    let isa = Isa::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown SIMD path {name:?}: use 'scalar', 'avx2' or 'avx512'"
+        ))
+    })?;
+    force_isa(isa).map_err(|e| KernelError::Simd(e).into())
+}
+
+/// Set the number of threads kernels use.
+#[pyfunction]
+pub(crate) fn set_num_threads(n: i64) -> PyResult<()> {
+    let n = usize::try_from(n)
+        .map_err(|_| PyValueError::new_err(format!("n must be >= 1, got {n}")))?;
+    threads::set_num_threads(n).map_err(PyErr::from)
+}
+
+/// The number of threads kernels use.
+#[pyfunction]
+pub(crate) fn get_num_threads() -> usize {
+    threads::get_num_threads()
+}

@@ -1,0 +1,305 @@
+//! A small SIMD abstraction over `f64` lanes, the instruction sets it runs on, and the runtime
+//! dispatch between them.
+//!
+//! Every kernel in this crate computes in `f64` lanes (float32 data is widened on load and
+//! narrowed once on store), so one trait covers both element types. A kernel is written once as a
+//! generic function over [`Simd`] and run through [`dispatch`], which picks the instruction set
+//! detected at run time (or forced with `SMOOTHMAX_SIMD`). The scalar implementation uses the
+//! same operations with the same rounding (`mul_add` is a fused multiply-add), and kernels
+//! accumulate into [`VLANES`] virtual lanes whatever the hardware width, so **every path returns
+//! bit-identical results**; tests compare them exactly.
+//!
+//! Why not `pulp`: its dispatch needs an opt-in feature for AVX-512 and it has no widening
+//! f32→f64 loads or `f64` exponent construction; the handful of operations needed here are
+//! short enough to state directly over `std::arch`.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx512;
+
+/// Number of virtual accumulator lanes every kernel uses, whatever the hardware width.
+///
+/// Element `i` of a row always lands in virtual lane `i % VLANES`, and the lanes are combined by
+/// the same fixed tree, so sums do not depend on the instruction set.
+pub const VLANES: usize = 16;
+
+/// Element types the kernels read and write: `f32` and `f64`, both computed in `f64` lanes.
+pub trait Element: Copy + Send + Sync + 'static {
+    /// Load [`Simd::LANES`] elements from `ptr`, widened to `f64`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `S::LANES` elements.
+    unsafe fn load<S: Simd>(s: S, ptr: *const Self) -> S::V;
+    /// Store [`Simd::LANES`] lanes to `ptr`, rounded to nearest for `f32`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `S::LANES` elements.
+    unsafe fn store<S: Simd>(s: S, ptr: *mut Self, v: S::V);
+    /// Widen to `f64` (exact).
+    fn to_f64(self) -> f64;
+    /// Round from `f64` to nearest.
+    fn from_f64(x: f64) -> Self;
+    /// `true` for `f64`: sums need compensation and `x - max` needs its rounding error carried.
+    const IS_F64: bool;
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(s: S, ptr: *const f32) -> S::V {
+        // SAFETY: forwarded contract.
+        unsafe { s.load_f32(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn store<S: Simd>(s: S, ptr: *mut f32, v: S::V) {
+        // SAFETY: forwarded contract.
+        unsafe { s.store_f32(ptr, v) }
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn from_f64(x: f64) -> f32 {
+        x as f32
+    }
+    const IS_F64: bool = false;
+}
+
+impl Element for f64 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(s: S, ptr: *const f64) -> S::V {
+        // SAFETY: forwarded contract.
+        unsafe { s.load_f64(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn store<S: Simd>(s: S, ptr: *mut f64, v: S::V) {
+        // SAFETY: forwarded contract.
+        unsafe { s.store_f64(ptr, v) }
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn from_f64(x: f64) -> f64 {
+        x
+    }
+    const IS_F64: bool = true;
+}
+
+/// Operations on a vector of `LANES` `f64` values.
+///
+/// Semantics are those of the x86 instructions, reproduced exactly by [`scalar::Scalar`]:
+/// `max`/`min` return the **second** operand when either is NaN; `fma` rounds once.
+pub trait Simd: Copy + Send + Sync + 'static {
+    /// Number of `f64` lanes in [`Simd::V`]; divides [`VLANES`].
+    const LANES: usize;
+    /// A vector of `LANES` doubles.
+    type V: Copy;
+    /// A per-lane boolean mask.
+    type M: Copy;
+
+    /// All lanes set to `x`.
+    fn splat(self, x: f64) -> Self::V;
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a - b`.
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b`.
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c`, rounded once.
+    fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `if a > b { a } else { b }`: returns `b` when either is NaN.
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `if a < b { a } else { b }`: returns `b` when either is NaN.
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Lanes where `v` is NaN.
+    fn is_nan(self, v: Self::V) -> Self::M;
+    /// Lanes where `a == b` (false for NaN).
+    fn eq(self, a: Self::V, b: Self::V) -> Self::M;
+    /// Lane-wise `m1 | m2`.
+    fn or(self, a: Self::M, b: Self::M) -> Self::M;
+    /// No lane set.
+    fn none(self) -> Self::M;
+    /// Whether any lane is set.
+    fn any(self, m: Self::M) -> bool;
+    /// `if m { a } else { b }` per lane.
+    fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
+    /// `2^k` for lanes holding `t = k + MAGIC` (see [`crate::math::exp::MAGIC`]) with
+    /// `-1022 <= k <= 1023`: the exponent field is built from the low bits of `t`.
+    fn pow2_from_magic(self, t: Self::V) -> Self::V;
+
+    /// Load `LANES` doubles.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES` doubles.
+    unsafe fn load_f64(self, p: *const f64) -> Self::V;
+    /// Load `LANES` floats, widened.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES` floats.
+    unsafe fn load_f32(self, p: *const f32) -> Self::V;
+    /// Store `LANES` doubles.
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `LANES` doubles.
+    unsafe fn store_f64(self, p: *mut f64, v: Self::V);
+    /// Store `LANES` floats, each rounded to nearest.
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `LANES` floats.
+    unsafe fn store_f32(self, p: *mut f32, v: Self::V);
+}
+
+/// A computation to run with the best available [`Simd`] implementation.
+pub trait WithSimd {
+    /// What the computation returns.
+    type Output;
+    /// Run the computation with `s`. Implementations should be `#[inline(always)]` so that the
+    /// whole kernel is compiled inside the target-feature entry point of each ISA.
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output;
+}
+
+/// An instruction set a kernel can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust; the reference every other path must match bit for bit.
+    Scalar,
+    /// x86-64 AVX2 + FMA (4 `f64` lanes).
+    Avx2,
+    /// x86-64 AVX-512F (8 `f64` lanes).
+    Avx512,
+}
+
+impl Isa {
+    /// Every ISA, fastest last.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    /// The name used by `SMOOTHMAX_SIMD` and `smoothmax.simd_level()`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Parse a name accepted by `SMOOTHMAX_SIMD`.
+    pub fn from_name(name: &str) -> Option<Isa> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Some(Isa::Scalar),
+            "avx2" => Some(Isa::Avx2),
+            "avx512" => Some(Isa::Avx512),
+            _ => None,
+        }
+    }
+
+    /// Whether this CPU can run the ISA.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// Every ISA this CPU supports.
+    pub fn supported() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
+    }
+
+    /// The fastest ISA this CPU supports.
+    pub fn best() -> Isa {
+        *Isa::supported().last().unwrap_or(&Isa::Scalar)
+    }
+
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    fn from_code(c: u8) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.code() == c)
+    }
+}
+
+/// The ISA in use; 0 = not chosen yet.
+static ACTIVE: AtomicU8 = AtomicU8::new(0);
+/// The outcome of reading `SMOOTHMAX_SIMD` once.
+static FROM_ENV: OnceLock<Result<Isa, String>> = OnceLock::new();
+
+/// Name of the environment variable that forces an ISA.
+pub const SIMD_ENV: &str = "SMOOTHMAX_SIMD";
+
+fn isa_from_env() -> Result<Isa, String> {
+    match std::env::var(SIMD_ENV) {
+        Err(_) => Ok(Isa::best()),
+        Ok(v) if v.trim().is_empty() => Ok(Isa::best()),
+        Ok(v) => {
+            let isa = Isa::from_name(&v).ok_or_else(|| {
+                format!("{SIMD_ENV}={v:?} is not one of 'scalar', 'avx2', 'avx512' (or unset)")
+            })?;
+            check_supported(isa)?;
+            Ok(isa)
+        }
+    }
+}
+
+fn check_supported(isa: Isa) -> Result<(), String> {
+    if isa.is_supported() {
+        Ok(())
+    } else {
+        let have: Vec<&str> = Isa::supported().iter().map(|i| i.name()).collect();
+        Err(format!(
+            "this CPU does not support the '{}' SIMD path (supported: {})",
+            isa.name(),
+            have.join(", ")
+        ))
+    }
+}
+
+/// The ISA kernels run on: `SMOOTHMAX_SIMD` if set (read once), else the best the CPU supports;
+/// [`force_isa`] overrides both.
+pub fn active_isa() -> Result<Isa, String> {
+    if let Some(isa) = Isa::from_code(ACTIVE.load(Ordering::Relaxed)) {
+        return Ok(isa);
+    }
+    let isa = FROM_ENV.get_or_init(isa_from_env).clone()?;
+    ACTIVE.store(isa.code(), Ordering::Relaxed);
+    Ok(isa)
+}
+
+/// Select the ISA for all later calls (tests use this to run every path in one process).
+pub fn force_isa(isa: Isa) -> Result<(), String> {
+    check_supported(isa)?;
+    ACTIVE.store(isa.code(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// Run `op` on `isa`.
+///
+/// # Panics
+/// If `isa` is not supported by this CPU (callers get ISAs from [`active_isa`], which checks).
+#[inline]
+pub fn dispatch<W: WithSimd>(isa: Isa, op: W) -> W::Output {
+    assert!(isa.is_supported(), "SIMD path {} not supported", isa.name());
+    match isa {
+        Isa::Scalar => op.with_simd(scalar::Scalar),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: support for AVX2 and FMA was checked above.
+        Isa::Avx2 => unsafe { x86_avx2::run(op) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: support for AVX-512F was checked above.
+        Isa::Avx512 => unsafe { x86_avx512::run(op) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    }
+}

@@ -1,0 +1,103 @@
+//! The portable one-lane implementation of [`Simd`]: the reference every vector path matches.
+
+use super::Simd;
+
+/// One `f64` lane, plain Rust. `fma` is `f64::mul_add` (correctly rounded on every target).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scalar;
+
+impl Simd for Scalar {
+    const LANES: usize = 1;
+    type V = f64;
+    type M = bool;
+
+    #[inline(always)]
+    fn splat(self, x: f64) -> f64 {
+        x
+    }
+    #[inline(always)]
+    fn add(self, a: f64, b: f64) -> f64 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f64, b: f64) -> f64 {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: f64, b: f64) -> f64 {
+        a * b
+    }
+    #[inline(always)]
+    fn fma(self, a: f64, b: f64, c: f64) -> f64 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn max(self, a: f64, b: f64) -> f64 {
+        // Same operand order as MAXPD: NaN in either operand yields `b`.
+        if a > b {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn min(self, a: f64, b: f64) -> f64 {
+        if a < b {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn is_nan(self, v: f64) -> bool {
+        v.is_nan()
+    }
+    #[inline(always)]
+    fn eq(self, a: f64, b: f64) -> bool {
+        a == b
+    }
+    #[inline(always)]
+    fn or(self, a: bool, b: bool) -> bool {
+        a | b
+    }
+    #[inline(always)]
+    fn none(self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn any(self, m: bool) -> bool {
+        m
+    }
+    #[inline(always)]
+    fn select(self, m: bool, a: f64, b: f64) -> f64 {
+        if m {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn pow2_from_magic(self, t: f64) -> f64 {
+        f64::from_bits(t.to_bits().wrapping_add(1023) << 52)
+    }
+    #[inline(always)]
+    unsafe fn load_f64(self, p: *const f64) -> f64 {
+        // SAFETY: caller guarantees one readable element.
+        unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn load_f32(self, p: *const f32) -> f64 {
+        // SAFETY: caller guarantees one readable element.
+        unsafe { p.read_unaligned() as f64 }
+    }
+    #[inline(always)]
+    unsafe fn store_f64(self, p: *mut f64, v: f64) {
+        // SAFETY: caller guarantees one writable element.
+        unsafe { p.write_unaligned(v) }
+    }
+    #[inline(always)]
+    unsafe fn store_f32(self, p: *mut f32, v: f64) {
+        // SAFETY: caller guarantees one writable element.
+        unsafe { p.write_unaligned(v as f32) }
+    }
+}

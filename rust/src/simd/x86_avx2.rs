@@ -1,0 +1,105 @@
+//! AVX2 + FMA implementation of [`Simd`]: four `f64` lanes in a `__m256d`.
+
+use std::arch::x86_64::*;
+
+use super::{Simd, WithSimd};
+
+/// Four `f64` lanes. A value exists only inside [`run`], after the CPU was checked for AVX2 and
+/// FMA, which is what makes the intrinsic calls below sound.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx2 {
+    _checked: (),
+}
+
+/// Run `op` with AVX2 + FMA enabled for the whole (inlined) kernel.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn run<W: WithSimd>(op: W) -> W::Output {
+    op.with_simd(Avx2 { _checked: () })
+}
+
+// SAFETY (every block below): an `Avx2` value proves AVX2 and FMA are available (see `run`);
+// pointer arguments carry the caller's contract from the trait.
+impl Simd for Avx2 {
+    const LANES: usize = 4;
+    type V = __m256d;
+    type M = __m256d;
+
+    #[inline(always)]
+    fn splat(self, x: f64) -> __m256d {
+        unsafe { _mm256_set1_pd(x) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_add_pd(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_sub_pd(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_mul_pd(a, b) }
+    }
+    #[inline(always)]
+    fn fma(self, a: __m256d, b: __m256d, c: __m256d) -> __m256d {
+        unsafe { _mm256_fmadd_pd(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_max_pd(a, b) }
+    }
+    #[inline(always)]
+    fn min(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_min_pd(a, b) }
+    }
+    #[inline(always)]
+    fn is_nan(self, v: __m256d) -> __m256d {
+        unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(v, v) }
+    }
+    #[inline(always)]
+    fn eq(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_cmp_pd::<_CMP_EQ_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn or(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_or_pd(a, b) }
+    }
+    #[inline(always)]
+    fn none(self) -> __m256d {
+        unsafe { _mm256_setzero_pd() }
+    }
+    #[inline(always)]
+    fn any(self, m: __m256d) -> bool {
+        unsafe { _mm256_movemask_pd(m) != 0 }
+    }
+    #[inline(always)]
+    fn select(self, m: __m256d, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_blendv_pd(b, a, m) }
+    }
+    #[inline(always)]
+    fn pow2_from_magic(self, t: __m256d) -> __m256d {
+        unsafe {
+            let bits = _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023));
+            _mm256_castsi256_pd(_mm256_slli_epi64::<52>(bits))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_f64(self, p: *const f64) -> __m256d {
+        unsafe { _mm256_loadu_pd(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_f32(self, p: *const f32) -> __m256d {
+        unsafe { _mm256_cvtps_pd(_mm_loadu_ps(p)) }
+    }
+    #[inline(always)]
+    unsafe fn store_f64(self, p: *mut f64, v: __m256d) {
+        unsafe { _mm256_storeu_pd(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn store_f32(self, p: *mut f32, v: __m256d) {
+        unsafe { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)) }
+    }
+}

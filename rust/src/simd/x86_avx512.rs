@@ -1,0 +1,106 @@
+//! AVX-512F implementation of [`Simd`]: eight `f64` lanes in a `__m512d`.
+
+use std::arch::x86_64::*;
+
+use super::{Simd, WithSimd};
+
+/// Eight `f64` lanes. A value exists only inside [`run`], after the CPU was checked for
+/// AVX-512F, which is what makes the intrinsic calls below sound.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512 {
+    _checked: (),
+}
+
+/// Run `op` with AVX-512F (and AVX2/FMA, which every AVX-512F CPU has) enabled.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn run<W: WithSimd>(op: W) -> W::Output {
+    op.with_simd(Avx512 { _checked: () })
+}
+
+// SAFETY (every block below): an `Avx512` value proves AVX-512F is available (see `run`);
+// pointer arguments carry the caller's contract from the trait.
+impl Simd for Avx512 {
+    const LANES: usize = 8;
+    type V = __m512d;
+    type M = __mmask8;
+
+    #[inline(always)]
+    fn splat(self, x: f64) -> __m512d {
+        unsafe { _mm512_set1_pd(x) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_add_pd(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_sub_pd(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_mul_pd(a, b) }
+    }
+    #[inline(always)]
+    fn fma(self, a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        unsafe { _mm512_fmadd_pd(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m512d, b: __m512d) -> __m512d {
+        // VMAXPD returns the second operand when either is NaN, like MAXPD.
+        unsafe { _mm512_max_pd(a, b) }
+    }
+    #[inline(always)]
+    fn min(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_min_pd(a, b) }
+    }
+    #[inline(always)]
+    fn is_nan(self, v: __m512d) -> __mmask8 {
+        unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(v, v) }
+    }
+    #[inline(always)]
+    fn eq(self, a: __m512d, b: __m512d) -> __mmask8 {
+        unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn or(self, a: __mmask8, b: __mmask8) -> __mmask8 {
+        a | b
+    }
+    #[inline(always)]
+    fn none(self) -> __mmask8 {
+        0
+    }
+    #[inline(always)]
+    fn any(self, m: __mmask8) -> bool {
+        m != 0
+    }
+    #[inline(always)]
+    fn select(self, m: __mmask8, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_mask_blend_pd(m, b, a) }
+    }
+    #[inline(always)]
+    fn pow2_from_magic(self, t: __m512d) -> __m512d {
+        unsafe {
+            let bits = _mm512_add_epi64(_mm512_castpd_si512(t), _mm512_set1_epi64(1023));
+            _mm512_castsi512_pd(_mm512_slli_epi64::<52>(bits))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_f64(self, p: *const f64) -> __m512d {
+        unsafe { _mm512_loadu_pd(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_f32(self, p: *const f32) -> __m512d {
+        unsafe { _mm512_cvtps_pd(_mm256_loadu_ps(p)) }
+    }
+    #[inline(always)]
+    unsafe fn store_f64(self, p: *mut f64, v: __m512d) {
+        unsafe { _mm512_storeu_pd(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn store_f32(self, p: *mut f32, v: __m512d) {
+        unsafe { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)) }
+    }
+}

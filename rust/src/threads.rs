@@ -1,0 +1,106 @@
+//! The thread pool kernels run on, its size, and how work is split.
+//!
+//! Rows are independent and each row is computed the same way whatever the split, so results
+//! are bit-identical for every thread count.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use crate::error::KernelError;
+
+/// Environment variable read once for the initial thread count.
+pub const THREADS_ENV: &str = "SMOOTHMAX_NUM_THREADS";
+
+/// Work (elements) below which a call runs on the calling thread: a fan-out costs a few µs,
+/// which ~64K elements of softmax outweigh (PyTorch uses 32768, MLAS 16384 per thread).
+pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+struct PoolState {
+    threads: usize,
+    pool: Option<Arc<ThreadPool>>,
+}
+
+fn state() -> &'static Mutex<PoolState> {
+    static STATE: OnceLock<Mutex<PoolState>> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let default = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = std::env::var(THREADS_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n >= 1)
+            .unwrap_or(default);
+        Mutex::new(PoolState {
+            threads,
+            pool: None,
+        })
+    })
+}
+
+/// Set the number of threads kernels use (≥ 1).
+pub fn set_num_threads(n: usize) -> Result<(), KernelError> {
+    if n == 0 {
+        return Err(KernelError::InvalidValue {
+            arg: "n",
+            message: "the number of threads must be at least 1".into(),
+        });
+    }
+    let mut st = state().lock().unwrap_or_else(|e| e.into_inner());
+    if st.threads != n {
+        st.threads = n;
+        st.pool = None;
+    }
+    Ok(())
+}
+
+/// The number of threads kernels use.
+pub fn get_num_threads() -> usize {
+    state().lock().unwrap_or_else(|e| e.into_inner()).threads
+}
+
+/// The pool for `threads > 1`, built on first use.
+fn pool() -> Option<Arc<ThreadPool>> {
+    let mut st = state().lock().unwrap_or_else(|e| e.into_inner());
+    if st.threads <= 1 {
+        return None;
+    }
+    if st.pool.is_none() {
+        let n = st.threads;
+        st.pool = ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("smoothmax-{i}"))
+            .build()
+            .ok()
+            .map(Arc::new);
+    }
+    st.pool.clone()
+}
+
+/// Run `task` over `0..rows`, split into contiguous ranges across the pool when the work
+/// (`rows × row_len` elements) is large enough.
+pub fn for_row_ranges<F>(rows: usize, row_len: usize, task: F)
+where
+    F: Fn(std::ops::Range<usize>) + Sync,
+{
+    let work = rows.saturating_mul(row_len.max(1));
+    let pool = if rows > 1 && work >= PARALLEL_MIN_ELEMENTS {
+        pool()
+    } else {
+        None
+    };
+    let Some(pool) = pool else {
+        task(0..rows);
+        return;
+    };
+    let threads = pool.current_num_threads();
+    // A few ranges per thread balance uneven rows without many tiny tasks.
+    let min_rows = (PARALLEL_MIN_ELEMENTS / 4 / row_len.max(1)).max(1);
+    let per_task = rows.div_ceil(threads * 4).max(min_rows);
+    let tasks = rows.div_ceil(per_task);
+    pool.scope(|scope| {
+        for k in 0..tasks {
+            let task = &task;
+            scope.spawn(move |_| task(k * per_task..((k + 1) * per_task).min(rows)));
+        }
+    });
+}
