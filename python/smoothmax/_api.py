@@ -138,8 +138,11 @@ def _rows(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, 
     else:  # scattered axes: bring them to the end
         src = np.moveaxis(a, axes, tuple(range(a.ndim - len(axes), a.ndim)))
         n = math.prod(shape[k] for k in axes)
-        dims = (a.size // n if n else math.prod(s for k, s in enumerate(shape) if k not in axes),
-                n, 1)
+        dims = (
+            a.size // n if n else math.prod(s for k, s in enumerate(shape) if k not in axes),
+            n,
+            1,
+        )
     view = _reshape_view(src, dims)
     return (view if view is not None else np.reshape(src, dims)), dims
 
@@ -316,8 +319,11 @@ def _normalize(
     direct = None
     if out is not None and out.dtype == compute:
         o = out.reshape(1) if out.ndim == 0 else out
-        moved = o if len(axes) <= 1 or axes == tuple(range(axes[0], axes[-1] + 1)) else (
-            np.moveaxis(o, axes, tuple(range(o.ndim - len(axes), o.ndim))))
+        moved = (
+            o
+            if len(axes) <= 1 or axes == tuple(range(axes[0], axes[-1] + 1))
+            else (np.moveaxis(o, axes, tuple(range(o.ndim - len(axes), o.ndim))))
+        )
         direct = _reshape_view(moved, dims)
     if direct is not None:
         if np.may_share_memory(src3, direct):
@@ -332,9 +338,11 @@ def _normalize(
     _core.softmax_3d(src3, res3, t, log)
     if len(axes) > 1 and axes != tuple(range(axes[0], axes[-1] + 1)):
         moved_shape = tuple(s for k, s in enumerate(work.shape) if k not in axes) + tuple(
-            work.shape[k] for k in axes)
-        res = np.moveaxis(res3.reshape(moved_shape),
-                          tuple(range(work.ndim - len(axes), work.ndim)), axes)
+            work.shape[k] for k in axes
+        )
+        res = np.moveaxis(
+            res3.reshape(moved_shape), tuple(range(work.ndim - len(axes), work.ndim)), axes
+        )
     else:
         res = res3.reshape(work.shape)
     if out is not None:

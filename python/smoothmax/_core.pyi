@@ -3,11 +3,24 @@
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "__version__",
+    "build_profile",
+    "exp_1d",
+    "force_simd",
+    "get_num_threads",
+    "logsumexp_3d",
+    "logsumexp_weighted_3d",
+    "set_num_threads",
+    "simd_level",
+    "softmax_3d",
+    "supported_simd",
+]
 __version__: str
 build_profile: str
 
 def logsumexp_3d(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None:
-    """``out[o, j] = logsumexp(x[o, :, j])``; float32 or float64, ``out`` of shape (outer, inner)."""
+    """``out[o, j] = logsumexp(x[o, :, j])``; float32/float64, ``out`` of shape (outer, inner)."""
 
 def logsumexp_weighted_3d(
     x: npt.NDArray[np.floating],

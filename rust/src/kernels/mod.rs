@@ -434,3 +434,6 @@ pub fn softmax_slice<E: Element>(
     softmax_slice_on(isa, x, out, temperature, log);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

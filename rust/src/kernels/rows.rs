@@ -153,6 +153,15 @@ fn shifted<S: Simd, E: Element>(s: S, x: S::V, m: S::V, sc: Scaling) -> (S::V, S
     (hi, lo)
 }
 
+#[inline(always)]
+fn max_step<S: Simd>(s: S, v: &[S::V; VLANES], acc: &mut [S::V; VLANES], nan: &mut S::M) {
+    for j in 0..nv::<S>() {
+        // max(v, acc) returns acc when v is NaN: the NaN is tracked in `nan` instead.
+        acc[j] = s.max(v[j], acc[j]);
+        *nan = s.or(*nan, s.is_nan(v[j]));
+    }
+}
+
 /// Pass 1: the row maximum (NaN ignored) and whether a NaN is present.
 ///
 /// # Safety
@@ -161,28 +170,62 @@ fn shifted<S: Simd, E: Element>(s: S, x: S::V, m: S::V, sc: Scaling) -> (S::V, S
 pub(crate) unsafe fn row_max<S: Simd, E: Element>(s: S, x: *const E, n: usize) -> (f64, bool) {
     let mut acc = [s.splat(f64::NEG_INFINITY); VLANES];
     let mut nan = s.none();
-    let mut step = |v: [S::V; VLANES]| {
-        for j in 0..nv::<S>() {
-            // max(v, acc) returns acc when v is NaN: the NaN is tracked in `nan` instead.
-            acc[j] = s.max(v[j], acc[j]);
-            nan = s.or(nan, s.is_nan(v[j]));
-        }
-    };
     let body = n - n % VLANES;
     let mut i = 0;
     while i < body {
         // SAFETY: i + VLANES <= n.
-        step(unsafe { load_chunk::<S, E>(s, x.add(i)) });
+        let v = unsafe { load_chunk::<S, E>(s, x.add(i)) };
+        max_step(s, &v, &mut acc, &mut nan);
         i += VLANES;
     }
     if i < n {
         // SAFETY: n - i elements remain.
         let buf = unsafe { tail_chunk(x.add(i), n - i, f64::NEG_INFINITY) };
         // SAFETY: buf holds VLANES elements.
-        step(unsafe { load_chunk::<S, E>(s, buf.as_ptr()) });
+        let v = unsafe { load_chunk::<S, E>(s, buf.as_ptr()) };
+        max_step(s, &v, &mut acc, &mut nan);
     }
     let m = tree(spill(s, &acc), |a, b| if a > b { a } else { b });
     (m, s.any(nan))
+}
+
+/// One chunk of pass 2: accumulate `w · e^{(x − m)/T}` into the per-lane sums.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the per-lane state of one pass, kept in registers
+fn sum_step<S: Simd, E: Element>(
+    s: S,
+    v: &[S::V; VLANES],
+    wv: &[S::V; VLANES],
+    mv: S::V,
+    sc: Scaling,
+    weighted: bool,
+    hi: &mut [S::V; VLANES],
+    lo: &mut [S::V; VLANES],
+) {
+    // Weighted sums may cancel; f64 results need the extra bits. Plain f32 sums do not.
+    let compensated = E::IS_F64 || weighted;
+    let one = s.splat(1.0);
+    for j in 0..nv::<S>() {
+        let (d_hi, d_lo) = shifted::<S, E>(s, v[j], mv, sc);
+        let p: ExpParts<S::V> = exp_parts(s, d_hi, d_lo, degree::<E>());
+        if compensated {
+            // e = 2^k (h + l) exactly, h = 1 + t rounded (Fast2Sum: |t| < 1).
+            let h = s.add(one, p.t);
+            let l = s.sub(p.t, s.sub(h, one));
+            let (mut eh, mut el) = (p.scale(s, h), p.scale(s, l));
+            if weighted {
+                let prod = s.mul(eh, wv[j]);
+                let err = s.fma(eh, wv[j], s.sub(s.splat(0.0), prod));
+                el = s.fma(el, wv[j], err);
+                eh = prod;
+            }
+            let (sum, e) = two_sum_v(s, hi[j], eh);
+            hi[j] = sum;
+            lo[j] = s.add(lo[j], s.add(e, el));
+        } else {
+            hi[j] = s.add(hi[j], p.scale(s, s.add(one, p.t)));
+        }
+    }
 }
 
 /// Pass 2: `Σ w_i e^{(x_i − m)/T}` as `(hi, lo)` (w = 1 when `w` is null).
@@ -199,35 +242,9 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
     sc: Scaling,
 ) -> (f64, f64) {
     let weighted = !w.is_null();
-    // Weighted sums may cancel; f64 results need the extra bits. Plain f32 sums do not.
-    let compensated = E::IS_F64 || weighted;
     let mv = s.splat(m);
-    let one = s.splat(1.0);
     let mut hi = [s.splat(0.0); VLANES];
     let mut lo = [s.splat(0.0); VLANES];
-    let mut step = |v: [S::V; VLANES], wv: [S::V; VLANES]| {
-        for j in 0..nv::<S>() {
-            let (d_hi, d_lo) = shifted::<S, E>(s, v[j], mv, sc);
-            let p: ExpParts<S::V> = exp_parts(s, d_hi, d_lo, degree::<E>());
-            if compensated {
-                // e = 2^k (h + l) exactly, h = 1 + t rounded (Fast2Sum: |t| < 1).
-                let h = s.add(one, p.t);
-                let l = s.sub(p.t, s.sub(h, one));
-                let (mut eh, mut el) = (p.scale(s, h), p.scale(s, l));
-                if weighted {
-                    let prod = s.mul(eh, wv[j]);
-                    let err = s.fma(eh, wv[j], s.sub(s.splat(0.0), prod));
-                    el = s.fma(el, wv[j], err);
-                    eh = prod;
-                }
-                let (sum, e) = two_sum_v(s, hi[j], eh);
-                hi[j] = sum;
-                lo[j] = s.add(lo[j], s.add(e, el));
-            } else {
-                hi[j] = s.add(hi[j], p.scale(s, s.add(one, p.t)));
-            }
-        }
-    };
     let empty = [s.splat(0.0); VLANES];
     let body = n - n % VLANES;
     let mut i = 0;
@@ -240,7 +257,7 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
             } else {
                 empty
             };
-            step(v, wv);
+            sum_step::<S, E>(s, &v, &wv, mv, sc, weighted, &mut hi, &mut lo);
         }
         i += VLANES;
     }
@@ -255,7 +272,7 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
             } else {
                 empty
             };
-            step(v, wv);
+            sum_step::<S, E>(s, &v, &wv, mv, sc, weighted, &mut hi, &mut lo);
         }
     }
     let his = spill(s, &hi);
@@ -282,7 +299,71 @@ pub(crate) fn log_of_sum(hi: f64, lo: f64) -> f64 {
     }
 }
 
-/// Pass 3 for softmax: `out_i = e^{(x_i − m)/T} · inv`, `inv = inv_hi + inv_lo ≈ 1/S`.
+/// A per-element map applied by [`write_pass`].
+trait ElementMap<S: Simd>: Copy {
+    fn apply(self, s: S, v: S::V) -> S::V;
+}
+
+/// `e^{(x − m)/T} · inv`, `inv = inv_hi + inv_lo ≈ 1/S`.
+#[derive(Clone, Copy)]
+struct SoftmaxMap<V> {
+    m: V,
+    inv_hi: V,
+    inv_lo: V,
+    sc: Scaling,
+    full: bool,
+}
+
+impl<S: Simd> ElementMap<S> for SoftmaxMap<S::V> {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V) -> S::V {
+        let (d_hi, d_lo) = if self.full {
+            shifted::<S, f64>(s, v, self.m, self.sc)
+        } else {
+            shifted::<S, f32>(s, v, self.m, self.sc)
+        };
+        let degree = if self.full {
+            Degree::Full
+        } else {
+            Degree::Short
+        };
+        let p = exp_parts(s, d_hi, d_lo, degree);
+        // inv · (1 + t) with one rounding of the leading part.
+        let y = if self.full {
+            s.add(
+                self.inv_hi,
+                s.fma(self.inv_hi, p.t, s.fma(self.inv_lo, p.t, self.inv_lo)),
+            )
+        } else {
+            s.fma(self.inv_hi, p.t, self.inv_hi)
+        };
+        p.scale(s, y)
+    }
+}
+
+/// `(x − m)/T − log S`.
+#[derive(Clone, Copy)]
+struct LogSoftmaxMap<V> {
+    m: V,
+    log_s: V,
+    sc: Scaling,
+    full: bool,
+}
+
+impl<S: Simd> ElementMap<S> for LogSoftmaxMap<S::V> {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V) -> S::V {
+        let (d_hi, d_lo) = if self.full {
+            shifted::<S, f64>(s, v, self.m, self.sc)
+        } else {
+            shifted::<S, f32>(s, v, self.m, self.sc)
+        };
+        // d_hi ≤ 0 ≤ log S: no cancellation; the low part joins after the leading difference.
+        s.add(s.sub(d_hi, self.log_s), d_lo)
+    }
+}
+
+/// Pass 3 for softmax: `out_i = e^{(x_i − m)/T} / S`, with `inv = inv_hi + inv_lo ≈ 1/S`.
 ///
 /// # Safety
 /// `x` readable and `out` writable for `n` elements; they may be the same pointer.
@@ -296,20 +377,15 @@ pub(crate) unsafe fn write_softmax<S: Simd, E: Element>(
     sc: Scaling,
     (inv_hi, inv_lo): (f64, f64),
 ) {
-    let mv = s.splat(m);
-    let (ih, il) = (s.splat(inv_hi), s.splat(inv_lo));
-    let value = |v: S::V| {
-        let (d_hi, d_lo) = shifted::<S, E>(s, v, mv, sc);
-        let p = exp_parts(s, d_hi, d_lo, degree::<E>());
-        // inv · (1 + t) with one rounding of the leading part.
-        let y = if E::IS_F64 {
-            s.add(ih, s.fma(ih, p.t, s.fma(il, p.t, il)))
-        } else {
-            s.fma(ih, p.t, ih)
-        };
-        p.scale(s, y)
+    let map = SoftmaxMap {
+        m: s.splat(m),
+        inv_hi: s.splat(inv_hi),
+        inv_lo: s.splat(inv_lo),
+        sc,
+        full: E::IS_F64,
     };
-    unsafe { write_pass::<S, E>(s, x, out, n, value) }
+    // SAFETY: forwarded contract.
+    unsafe { write_pass::<S, E, _>(s, x, out, n, map) }
 }
 
 /// Pass 3 for log_softmax: `out_i = (x_i − m)/T − log S`.
@@ -326,28 +402,28 @@ pub(crate) unsafe fn write_log_softmax<S: Simd, E: Element>(
     sc: Scaling,
     log_s: f64,
 ) {
-    let mv = s.splat(m);
-    let l = s.splat(log_s);
-    let value = |v: S::V| {
-        let (d_hi, d_lo) = shifted::<S, E>(s, v, mv, sc);
-        // d_hi ≤ 0 ≤ log S: no cancellation; the low part joins after the leading difference.
-        s.add(s.sub(d_hi, l), d_lo)
+    let map = LogSoftmaxMap {
+        m: s.splat(m),
+        log_s: s.splat(log_s),
+        sc,
+        full: E::IS_F64,
     };
-    unsafe { write_pass::<S, E>(s, x, out, n, value) }
+    // SAFETY: forwarded contract.
+    unsafe { write_pass::<S, E, _>(s, x, out, n, map) }
 }
 
-/// Apply `value` to every element, chunk by chunk (each chunk is loaded before it is stored,
+/// Apply `map` to every element, chunk by chunk (each chunk is loaded before it is stored,
 /// which makes `x == out` safe).
 ///
 /// # Safety
 /// As [`write_softmax`].
 #[inline(always)]
-unsafe fn write_pass<S: Simd, E: Element>(
+unsafe fn write_pass<S: Simd, E: Element, F: ElementMap<S>>(
     s: S,
     x: *const E,
     out: *mut E,
     n: usize,
-    value: impl Fn(S::V) -> S::V,
+    map: F,
 ) {
     let body = n - n % VLANES;
     let mut i = 0;
@@ -356,7 +432,7 @@ unsafe fn write_pass<S: Simd, E: Element>(
         unsafe {
             let v = load_chunk::<S, E>(s, x.add(i));
             for j in 0..nv::<S>() {
-                E::store(s, out.add(i + j * S::LANES), value(v[j]));
+                E::store(s, out.add(i + j * S::LANES), map.apply(s, v[j]));
             }
         }
         i += VLANES;
@@ -368,7 +444,7 @@ unsafe fn write_pass<S: Simd, E: Element>(
             let v = load_chunk::<S, E>(s, buf.as_ptr());
             let mut res = [E::from_f64(0.0); VLANES];
             for j in 0..nv::<S>() {
-                E::store(s, res.as_mut_ptr().add(j * S::LANES), value(v[j]));
+                E::store(s, res.as_mut_ptr().add(j * S::LANES), map.apply(s, v[j]));
             }
             std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
         }

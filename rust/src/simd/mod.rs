@@ -292,6 +292,9 @@ pub fn force_isa(isa: Isa) -> Result<(), String> {
 pub fn dispatch<W: WithSimd>(isa: Isa, op: W) -> W::Output {
     assert!(isa.is_supported(), "SIMD path {} not supported", isa.name());
     match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: FMA support was just checked.
+        Isa::Scalar if is_x86_feature_detected!("fma") => unsafe { scalar::run_with_fma(op) },
         Isa::Scalar => op.with_simd(scalar::Scalar),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: support for AVX2 and FMA was checked above.

@@ -101,3 +101,14 @@ impl Simd for Scalar {
         unsafe { p.write_unaligned(v as f32) }
     }
 }
+
+/// Run `op` on the scalar path compiled with FMA enabled, so `mul_add` is one instruction
+/// instead of a call to libm's software `fma` (the results are identical: both round once).
+///
+/// # Safety
+/// The CPU must support FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+pub unsafe fn run_with_fma<W: super::WithSimd>(op: W) -> W::Output {
+    op.with_simd(Scalar)
+}

@@ -1,0 +1,335 @@
+//! Kernel tests: every ISA against the scalar path (bit for bit), against a plain reference,
+//! at awkward lengths and scales, on strided layouts, with special values and thread counts.
+
+use ndarray::{s, Array2, Array3, ArrayView3};
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::simd::Isa;
+
+const LENGTHS: [usize; 14] = [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 1023, 100_000];
+
+fn rng() -> rand::rngs::SmallRng {
+    rand::rngs::SmallRng::seed_from_u64(0x5eed)
+}
+
+fn row(n: usize, scale: f64, rng: &mut impl Rng) -> Vec<f64> {
+    (0..n)
+        .map(|_| (rng.random::<f64>() * 2.0 - 1.0) * scale)
+        .collect()
+}
+
+fn as_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+fn bits<E: Element>(v: &[E]) -> Vec<u64> {
+    v.iter().map(|x| x.to_f64().to_bits()).collect()
+}
+
+/// Plain reference in f64 (libm exp), for float32 results.
+fn ref_softmax(x: &[f64], log: bool) -> Vec<f64> {
+    let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let s: f64 = x.iter().map(|v| (v - m).exp()).sum();
+    x.iter()
+        .map(|v| {
+            if log {
+                (v - m) - s.ln()
+            } else {
+                (v - m).exp() / s
+            }
+        })
+        .collect()
+}
+
+fn ulps_f32(got: f32, exact: f64) -> f64 {
+    if got as f64 == exact {
+        return 0.0;
+    }
+    let e = exact as f32;
+    let a = e.abs().max(f32::from_bits(1));
+    let ulp = (f32::from_bits(a.to_bits() + 1) - a) as f64;
+    (got as f64 - exact).abs() / ulp
+}
+
+#[test]
+fn every_isa_matches_scalar_bit_for_bit() {
+    let mut rng = rng();
+    for &n in &LENGTHS {
+        for scale in [1.0, 30.0, 1e4] {
+            let x = row(n, scale, &mut rng);
+            let x32 = as_f32(&x);
+            for isa in Isa::supported() {
+                assert_eq!(
+                    logsumexp_slice_on(Isa::Scalar, &x).to_bits(),
+                    logsumexp_slice_on(isa, &x).to_bits(),
+                    "lse f64 n={n} {isa:?}"
+                );
+                assert_eq!(
+                    logsumexp_slice_on(Isa::Scalar, &x32).to_bits(),
+                    logsumexp_slice_on(isa, &x32).to_bits(),
+                    "lse f32 n={n} {isa:?}"
+                );
+                for (t, log) in [(1.0, false), (1.0, true), (0.37, false), (3.0, true)] {
+                    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+                    softmax_slice_on(Isa::Scalar, &x, &mut a, t, log);
+                    softmax_slice_on(isa, &x, &mut b, t, log);
+                    assert_eq!(
+                        bits(&a),
+                        bits(&b),
+                        "softmax f64 n={n} t={t} log={log} {isa:?}"
+                    );
+                    let (mut a, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
+                    softmax_slice_on(Isa::Scalar, &x32, &mut a, t, log);
+                    softmax_slice_on(isa, &x32, &mut b, t, log);
+                    assert_eq!(
+                        bits(&a),
+                        bits(&b),
+                        "softmax f32 n={n} t={t} log={log} {isa:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn float32_results_within_one_ulp_of_f64_reference() {
+    let mut rng = rng();
+    for &n in &LENGTHS[1..] {
+        for scale in [1.0, 10.0, 100.0, 1e4] {
+            let x32 = as_f32(&row(n, scale, &mut rng));
+            let x: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+            for log in [false, true] {
+                let mut out = vec![0.0f32; n];
+                softmax_slice(&x32, &mut out, 1.0, log).unwrap();
+                let r = ref_softmax(&x, log);
+                let worst = out
+                    .iter()
+                    .zip(&r)
+                    .map(|(g, e)| ulps_f32(*g, *e))
+                    .fold(0.0, f64::max);
+                // The f64 reference itself is good to ~1e-13 relative here: far below f32 ULPs.
+                assert!(worst <= 1.0, "n={n} scale={scale} log={log}: {worst} ULP");
+            }
+            let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            let got = logsumexp_slice(&x32).unwrap();
+            assert!(ulps_f32(got, lse) <= 1.0, "lse n={n} scale={scale}");
+        }
+    }
+}
+
+#[test]
+fn float64_softmax_sums_to_one_and_matches_reference() {
+    let mut rng = rng();
+    for &n in &LENGTHS[1..] {
+        let x = row(n, 20.0, &mut rng);
+        let mut out = vec![0.0; n];
+        softmax_slice(&x, &mut out, 1.0, false).unwrap();
+        let sum: f64 = out.iter().sum();
+        assert!(
+            (sum - 1.0).abs() <= 1e-15 * (n as f64).sqrt().max(1.0) * 4.0,
+            "n={n} sum={sum}"
+        );
+        let r = ref_softmax(&x, false);
+        for (g, e) in out.iter().zip(&r) {
+            // The libm reference is only good to a few ULP; the strict bound is in Python.
+            assert!(
+                (g - e).abs() <= 1e-13 * e.abs() + 1e-300,
+                "n={n}: {g} vs {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn log1p_form_keeps_tiny_terms() {
+    // SciPy issue 18295: logsumexp([0, -40]) must be 4.25e-18, not 0.
+    let got = logsumexp_slice(&[0.0f64, -40.0]).unwrap();
+    let exact = (-40.0f64).exp().ln_1p();
+    assert!(
+        (got - exact).abs() <= exact * 4.0 * f64::EPSILON,
+        "{got} vs {exact}"
+    );
+    let mut out = [0.0f64; 2];
+    softmax_slice(&[0.0, -40.0], &mut out, 1.0, true).unwrap();
+    assert!(
+        (out[0] + exact).abs() <= exact * 4.0 * f64::EPSILON,
+        "{}",
+        out[0]
+    );
+    // A subnormal-sized term next to 0: exp(-720) survives in the sum.
+    let got = logsumexp_slice(&[0.0f64, -720.0]).unwrap();
+    assert!(got > 0.0 && (got - (-720.0f64).exp()).abs() <= 1e-320);
+}
+
+#[test]
+fn special_values() {
+    let inf = f64::INFINITY;
+    let nan = f64::NAN;
+    for isa in Isa::supported() {
+        assert_eq!(logsumexp_slice_on::<f64>(isa, &[]), -inf);
+        assert_eq!(logsumexp_slice_on(isa, &[-inf, -inf]), -inf);
+        assert_eq!(logsumexp_slice_on(isa, &[inf, 1.0, -inf]), inf);
+        assert!(logsumexp_slice_on(isa, &[nan, inf, 1.0]).is_nan());
+        assert_eq!(logsumexp_slice_on(isa, &[3.0, -inf]), 3.0);
+        let mut out = [9.0; 4];
+        softmax_slice_on(isa, &[inf, 1.0, inf, -inf], &mut out, 1.0, false);
+        assert_eq!(out, [0.5, 0.0, 0.5, 0.0]);
+        softmax_slice_on(isa, &[inf, 1.0, inf, -inf], &mut out, 1.0, true);
+        assert_eq!(out, [-(2.0f64.ln()), -inf, -(2.0f64.ln()), -inf]);
+        softmax_slice_on(isa, &[-inf; 4], &mut out, 1.0, false);
+        assert_eq!(out, [0.0; 4]);
+        softmax_slice_on(isa, &[-inf; 4], &mut out, 1.0, true);
+        assert_eq!(out, [-inf; 4]);
+        softmax_slice_on(isa, &[1.0, nan, 2.0, 3.0], &mut out, 1.0, false);
+        assert!(out.iter().all(|v| v.is_nan()));
+        softmax_slice_on(isa, &[1.0, -inf, 1.0, -inf], &mut out, 1.0, false);
+        assert_eq!(out, [0.5, 0.0, 0.5, 0.0]);
+        softmax_slice_on(isa, &[1.0, -inf, 1.0, -inf], &mut out, 1.0, true);
+        assert_eq!(out, [-(2.0f64.ln()), -inf, -(2.0f64.ln()), -inf]);
+        // Huge magnitudes: the shift by the max prevents overflow, x − m overflow gives 0.
+        softmax_slice_on(isa, &[1e308, -1e308, 1e308, 0.0], &mut out, 1.0, false);
+        assert_eq!(out, [0.5, 0.0, 0.5, 0.0]);
+    }
+}
+
+#[test]
+fn weighted_logsumexp_signs_and_cancellation() {
+    let x = Array3::from_shape_vec((1, 2, 1), vec![1.0f64, 2.0]).unwrap();
+    let w = Array3::from_shape_vec((1, 2, 1), vec![1.0f64, -1.0]).unwrap();
+    let (mut out, mut sign) = (Array2::zeros((1, 1)), Array2::zeros((1, 1)));
+    logsumexp_weighted(x.view(), w.view(), out.view_mut(), sign.view_mut()).unwrap();
+    let exact = ((2.0f64).exp() - (1.0f64).exp()).ln();
+    assert!(
+        (out[[0, 0]] - exact).abs() < 4e-16 * exact,
+        "{}",
+        out[[0, 0]]
+    );
+    assert_eq!(sign[[0, 0]], -1.0);
+    // Exact cancellation gives log 0 = -inf with sign 0.
+    let w = Array3::from_shape_vec((1, 2, 1), vec![1.0f64, -1.0]).unwrap();
+    let x = Array3::from_shape_vec((1, 2, 1), vec![1.0f64, 1.0]).unwrap();
+    logsumexp_weighted(x.view(), w.view(), out.view_mut(), sign.view_mut()).unwrap();
+    assert_eq!((out[[0, 0]], sign[[0, 0]]), (f64::NEG_INFINITY, 0.0));
+}
+
+fn lse_3d(x: ArrayView3<f64>) -> Array2<f64> {
+    let mut out = Array2::zeros((x.shape()[0], x.shape()[2]));
+    logsumexp(x, out.view_mut()).unwrap();
+    out
+}
+
+#[test]
+fn strided_layouts_match_contiguous_rows() {
+    let mut rng = rng();
+    let data: Vec<f64> = row(6 * 37 * 5, 10.0, &mut rng);
+    let a = Array3::from_shape_vec((6, 37, 5), data).unwrap();
+    // Reference: each row copied out and reduced as a contiguous slice.
+    let expect = |v: ArrayView3<f64>| -> Array2<f64> {
+        Array2::from_shape_fn((v.shape()[0], v.shape()[2]), |(o, j)| {
+            let r: Vec<f64> = v.slice(s![o, .., j]).iter().cloned().collect();
+            logsumexp_slice_on(Isa::Scalar, &r)
+        })
+    };
+    for v in [
+        a.view(),
+        a.slice(s![..;-1, .., ..]),
+        a.slice(s![.., ..;-2, ..]),
+        a.slice(s![1..;2, 3.., ..;-1]),
+    ] {
+        assert_eq!(lse_3d(v), expect(v));
+        // softmax into a differently strided output, and in place.
+        let mut out = Array3::<f64>::zeros(v.raw_dim());
+        let mut out_t = Array3::<f64>::zeros((v.shape()[2], v.shape()[1], v.shape()[0]));
+        let out_t = {
+            let mut view = out_t.view_mut();
+            view.swap_axes(0, 2);
+            softmax(v, view, 1.0, false).unwrap();
+            out_t
+        };
+        softmax(v, out.view_mut(), 1.0, false).unwrap();
+        let mut inplace = v.to_owned();
+        softmax_inplace(inplace.view_mut(), 1.0, false).unwrap();
+        for o in 0..v.shape()[0] {
+            for j in 0..v.shape()[2] {
+                let r: Vec<f64> = v.slice(s![o, .., j]).iter().cloned().collect();
+                let mut e = vec![0.0; r.len()];
+                softmax_slice_on(Isa::Scalar, &r, &mut e, 1.0, false);
+                let got: Vec<f64> = out.slice(s![o, .., j]).iter().cloned().collect();
+                let got_t: Vec<f64> = out_t.slice(s![j, .., o]).iter().cloned().collect();
+                let got_i: Vec<f64> = inplace.slice(s![o, .., j]).iter().cloned().collect();
+                assert_eq!(got, e);
+                assert_eq!(got_t, e);
+                assert_eq!(got_i, e);
+            }
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let mut rng = rng();
+    let a = Array3::from_shape_vec((300, 700, 1), row(300 * 700, 10.0, &mut rng)).unwrap();
+    let run = |threads: usize| {
+        crate::threads::set_num_threads(threads).unwrap();
+        let mut out = Array3::<f64>::zeros(a.raw_dim());
+        softmax(a.view(), out.view_mut(), 1.0, false).unwrap();
+        (lse_3d(a.view()), out)
+    };
+    let one = run(1);
+    for t in [2, 3] {
+        assert_eq!(run(t), one, "threads={t}");
+    }
+    crate::threads::set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap();
+}
+
+#[test]
+fn rows_of_ten_million() {
+    let mut rng = rng();
+    let x = row(10_000_000, 10.0, &mut rng);
+    let x32 = as_f32(&x);
+    for isa in Isa::supported() {
+        assert_eq!(
+            logsumexp_slice_on(Isa::Scalar, &x).to_bits(),
+            logsumexp_slice_on(isa, &x).to_bits()
+        );
+        assert_eq!(
+            logsumexp_slice_on(Isa::Scalar, &x32).to_bits(),
+            logsumexp_slice_on(isa, &x32).to_bits()
+        );
+    }
+    let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    // Pairwise-free reference: Kahan sum of libm exps.
+    let (mut s, mut c) = (0.0f64, 0.0f64);
+    for v in &x {
+        let y = (v - m).exp() - c;
+        let t = s + y;
+        c = (t - s) - y;
+        s = t;
+    }
+    let lse = m + s.ln();
+    assert!((logsumexp_slice(&x).unwrap() - lse).abs() <= 4.0 * f64::EPSILON * lse.abs());
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let x = Array3::<f64>::zeros((2, 3, 4));
+    let mut wrong = Array2::<f64>::zeros((2, 3));
+    assert!(matches!(
+        logsumexp(x.view(), wrong.view_mut()),
+        Err(KernelError::ShapeMismatch { arg: "out", .. })
+    ));
+    let mut out = Array3::<f64>::zeros((2, 3, 4));
+    for t in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert!(matches!(
+            softmax(x.view(), out.view_mut(), t, false),
+            Err(KernelError::InvalidValue {
+                arg: "temperature",
+                ..
+            })
+        ));
+    }
+}
