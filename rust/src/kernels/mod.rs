@@ -148,6 +148,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
     fn with_simd<S: Simd>(self, s: S) {
         let mut xbuf = Vec::new();
         let mut wbuf = Vec::new();
+        let mut stash = Vec::new();
         // SAFETY (whole body): the Raw views come from live views whose rows `self.rows` are
         // in bounds, and no other task touches these rows.
         match self.task {
@@ -174,7 +175,15 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 for r in self.rows {
                     unsafe {
                         if x.s_n == 1 && out.s_n == 1 {
-                            rows::softmax_row::<S, E>(s, x.row(r), out.row(r), x.n, sc, log);
+                            rows::softmax_row::<S, E>(
+                                s,
+                                x.row(r),
+                                out.row(r),
+                                x.n,
+                                sc,
+                                log,
+                                &mut stash,
+                            );
                         } else {
                             // Gather, normalise the copy in place, scatter.
                             row_ptr(&x, r, &mut xbuf);
@@ -183,7 +192,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                                 xbuf.extend_from_slice(std::slice::from_raw_parts(x.row(r), x.n));
                             }
                             let bp = xbuf.as_mut_ptr();
-                            rows::softmax_row::<S, E>(s, bp, bp, x.n, sc, log);
+                            rows::softmax_row::<S, E>(s, bp, bp, x.n, sc, log, &mut stash);
                             let op = out.row(r);
                             for (i, v) in xbuf.iter().enumerate() {
                                 *op.wrapping_offset(i as isize * out.s_n) = *v;
@@ -408,6 +417,7 @@ pub fn softmax_slice_on<E: Element>(isa: Isa, x: &[E], out: &mut [E], temperatur
                     n,
                     self.sc,
                     self.log,
+                    &mut Vec::new(),
                 )
             }
         }

@@ -201,6 +201,7 @@ fn sum_step<S: Simd, E: Element>(
     weighted: bool,
     hi: &mut [S::V; VLANES],
     lo: &mut [S::V; VLANES],
+    stash: *mut f64,
 ) {
     // Weighted sums may cancel; f64 results need the extra bits. Plain f32 sums do not.
     let compensated = E::IS_F64 || weighted;
@@ -223,15 +224,24 @@ fn sum_step<S: Simd, E: Element>(
             hi[j] = sum;
             lo[j] = s.add(lo[j], s.add(e, el));
         } else {
-            hi[j] = s.add(hi[j], p.scale(s, s.add(one, p.t)));
+            let e = p.scale(s, s.add(one, p.t));
+            if !stash.is_null() {
+                // SAFETY: the caller sized the stash for a whole chunk at this offset.
+                unsafe { s.store_f64(stash.add(j * S::LANES), e) };
+            }
+            hi[j] = s.add(hi[j], e);
         }
     }
 }
 
 /// Pass 2: `Σ w_i e^{(x_i − m)/T}` as `(hi, lo)` (w = 1 when `w` is null).
 ///
+/// With a non-null `stash` (float32 data, unweighted only), each `e^{(x_i − m)/T}` is also
+/// written to `stash[i]` so softmax need not evaluate `exp` twice.
+///
 /// # Safety
-/// `x` (and `w` unless null) must be valid for reading `n` elements; `m` must be finite.
+/// `x` (and `w` unless null) must be valid for reading `n` elements; `m` must be finite;
+/// a non-null `stash` must be writable for `n + VLANES` doubles.
 #[inline(always)]
 pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
     s: S,
@@ -240,6 +250,7 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
     n: usize,
     m: f64,
     sc: Scaling,
+    stash: *mut f64,
 ) -> (f64, f64) {
     let weighted = !w.is_null();
     let mv = s.splat(m);
@@ -257,7 +268,8 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
             } else {
                 empty
             };
-            sum_step::<S, E>(s, &v, &wv, mv, sc, weighted, &mut hi, &mut lo);
+            let st = if stash.is_null() { stash } else { stash.add(i) };
+            sum_step::<S, E>(s, &v, &wv, mv, sc, weighted, &mut hi, &mut lo, st);
         }
         i += VLANES;
     }
@@ -272,7 +284,8 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
             } else {
                 empty
             };
-            sum_step::<S, E>(s, &v, &wv, mv, sc, weighted, &mut hi, &mut lo);
+            let st = if stash.is_null() { stash } else { stash.add(i) };
+            sum_step::<S, E>(s, &v, &wv, mv, sc, weighted, &mut hi, &mut lo, st);
         }
     }
     let his = spill(s, &hi);
@@ -296,6 +309,39 @@ pub(crate) fn log_of_sum(hi: f64, lo: f64) -> f64 {
         ((hi - 1.0) + lo).ln_1p()
     } else {
         hi.ln() + lo / hi
+    }
+}
+
+/// Rows up to this length keep their float32 softmax exponentials (8 bytes each) in a stash.
+const STASH_MAX: usize = 1 << 15;
+
+/// `out_i = stash_i · inv`, rounded once to `E`.
+///
+/// # Safety
+/// `stash` readable for `n + VLANES` doubles, `out` writable for `n` elements.
+#[inline(always)]
+unsafe fn write_scaled<S: Simd, E: Element>(
+    s: S,
+    stash: *const f64,
+    out: *mut E,
+    n: usize,
+    inv: f64,
+) {
+    let iv = s.splat(inv);
+    let body = n - n % S::LANES;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + LANES <= n.
+        unsafe { E::store(s, out.add(i), s.mul(s.load_f64(stash.add(i)), iv)) };
+        i += S::LANES;
+    }
+    if i < n {
+        let mut res = [E::from_f64(0.0); VLANES];
+        // SAFETY: the stash is padded to n + VLANES; res holds VLANES >= LANES elements.
+        unsafe {
+            E::store(s, res.as_mut_ptr(), s.mul(s.load_f64(stash.add(i)), iv));
+            std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
+        }
     }
 }
 
@@ -490,7 +536,17 @@ pub(crate) unsafe fn lse_row<S: Simd, E: Element>(s: S, x: *const E, n: usize) -
         return m; // +inf, or -inf for empty / all -inf rows
     }
     // SAFETY: forwarded contract; m is finite.
-    let (hi, lo) = unsafe { row_sum::<S, E>(s, x, std::ptr::null(), n, m, Scaling::NONE) };
+    let (hi, lo) = unsafe {
+        row_sum::<S, E>(
+            s,
+            x,
+            std::ptr::null(),
+            n,
+            m,
+            Scaling::NONE,
+            std::ptr::null_mut(),
+        )
+    };
     m + log_of_sum(hi, lo)
 }
 
@@ -534,7 +590,7 @@ pub(crate) unsafe fn lse_row_weighted<S: Simd, E: Element>(
         };
     } else {
         // SAFETY: forwarded contract; m is finite.
-        unsafe { row_sum::<S, E>(s, x, w, n, m, Scaling::NONE) }
+        unsafe { row_sum::<S, E>(s, x, w, n, m, Scaling::NONE, std::ptr::null_mut()) }
     };
     if hi.is_nan() {
         return (f64::NAN, f64::NAN);
@@ -558,6 +614,7 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     n: usize,
     sc: Scaling,
     log: bool,
+    stash: &mut Vec<f64>,
 ) {
     if n == 0 {
         return;
@@ -584,8 +641,19 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
         unsafe { fill_inf_split(x, out, n, v, v) };
         return;
     }
-    let (hi, lo) = unsafe { row_sum::<S, E>(s, x, std::ptr::null(), n, m, sc) };
-    if log {
+    // float32 softmax keeps its exponentials (exact enough in f64) for the last pass, when
+    // the row's stash fits in L2; otherwise recomputing them is cheaper than the traffic.
+    let use_stash = !E::IS_F64 && !log && n <= STASH_MAX;
+    let stash_ptr = if use_stash {
+        stash.resize(n + VLANES, 0.0);
+        stash.as_mut_ptr()
+    } else {
+        std::ptr::null_mut()
+    };
+    let (hi, lo) = unsafe { row_sum::<S, E>(s, x, std::ptr::null(), n, m, sc, stash_ptr) };
+    if use_stash {
+        unsafe { write_scaled::<S, E>(s, stash_ptr, out, n, 1.0 / hi) };
+    } else if log {
         unsafe { write_log_softmax::<S, E>(s, x, out, n, m, sc, log_of_sum(hi, lo)) };
     } else {
         let inv_hi = 1.0 / hi;
