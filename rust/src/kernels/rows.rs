@@ -229,7 +229,11 @@ fn sum_step<S: Simd, E: Element>(
                 // SAFETY: the caller sized the stash for a whole chunk at this offset.
                 unsafe { s.store_f64(stash.add(j * S::LANES), e) };
             }
-            hi[j] = s.add(hi[j], e);
+            // BHH: the max entries contribute exactly 1 each; count them apart so the sum of
+            // the others keeps its relative accuracy for log1p (f64 has 2⁻⁵³ next to 1 only).
+            let at_max = s.eq(d_hi, s.splat(0.0));
+            hi[j] = s.add(hi[j], s.select(at_max, s.splat(0.0), e));
+            lo[j] = s.add(lo[j], s.select(at_max, one, s.splat(0.0)));
         }
     }
 }
@@ -251,7 +255,7 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
     m: f64,
     sc: Scaling,
     stash: *mut f64,
-) -> (f64, f64) {
+) -> ExpSum {
     let weighted = !w.is_null();
     let mv = s.splat(m);
     let mut hi = [s.splat(0.0); VLANES];
@@ -290,6 +294,17 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
     }
     let his = spill(s, &hi);
     let los = spill(s, &lo);
+    if !(E::IS_F64 || weighted) {
+        // Plain sums: `hi` holds the terms below the max, `lo` counts the max entries.
+        let others = tree(his, |a, b| a + b);
+        let ties = tree(los, |a, b| a + b);
+        let (h, l) = two_sum(ties, others);
+        return ExpSum {
+            hi: h,
+            lo: l,
+            below_single_max: (ties == 1.0).then_some(others),
+        };
+    }
     let mut pairs = [(0.0f64, 0.0f64); VLANES];
     for j in 0..VLANES {
         pairs[j] = (his[j], los[j]);
@@ -298,7 +313,35 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
         let (sum, e) = two_sum(h1, h2);
         (sum, l1 + l2 + e)
     });
-    two_sum(h, l)
+    let (hi, lo) = two_sum(h, l);
+    ExpSum {
+        hi,
+        lo,
+        below_single_max: None,
+    }
+}
+
+/// A row's `S = Σ w_i e^{(x_i − m)/T}`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExpSum {
+    /// `S ≈ hi + lo`, `|lo| ≤ ulp(hi)/2`.
+    pub hi: f64,
+    /// See `hi`.
+    pub lo: f64,
+    /// `S − 1` to full relative accuracy, when the row has exactly one maximum and that was
+    /// tracked apart (float32 data; float64 sums carry `S − 1` in `lo` instead).
+    pub below_single_max: Option<f64>,
+}
+
+impl ExpSum {
+    /// `log S`, with `log1p` where `S` is near 1.
+    #[inline]
+    pub fn ln(&self) -> f64 {
+        match self.below_single_max {
+            Some(rest) => rest.ln_1p(),
+            None => log_of_sum(self.hi, self.lo),
+        }
+    }
 }
 
 /// `log(hi + lo)` for a positive double-double; `log1p` near 1, where it matters.
@@ -536,7 +579,7 @@ pub(crate) unsafe fn lse_row<S: Simd, E: Element>(s: S, x: *const E, n: usize) -
         return m; // +inf, or -inf for empty / all -inf rows
     }
     // SAFETY: forwarded contract; m is finite.
-    let (hi, lo) = unsafe {
+    let sum = unsafe {
         row_sum::<S, E>(
             s,
             x,
@@ -547,7 +590,7 @@ pub(crate) unsafe fn lse_row<S: Simd, E: Element>(s: S, x: *const E, n: usize) -
             std::ptr::null_mut(),
         )
     };
-    m + log_of_sum(hi, lo)
+    m + sum.ln()
 }
 
 /// Weighted logsumexp of a row: `(log|Σ w e^x|, sign)`.
@@ -590,7 +633,8 @@ pub(crate) unsafe fn lse_row_weighted<S: Simd, E: Element>(
         };
     } else {
         // SAFETY: forwarded contract; m is finite.
-        unsafe { row_sum::<S, E>(s, x, w, n, m, Scaling::NONE, std::ptr::null_mut()) }
+        let sum = unsafe { row_sum::<S, E>(s, x, w, n, m, Scaling::NONE, std::ptr::null_mut()) };
+        (sum.hi, sum.lo)
     };
     if hi.is_nan() {
         return (f64::NAN, f64::NAN);
@@ -650,11 +694,12 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     } else {
         std::ptr::null_mut()
     };
-    let (hi, lo) = unsafe { row_sum::<S, E>(s, x, std::ptr::null(), n, m, sc, stash_ptr) };
+    let sum = unsafe { row_sum::<S, E>(s, x, std::ptr::null(), n, m, sc, stash_ptr) };
+    let (hi, lo) = (sum.hi, sum.lo);
     if use_stash {
         unsafe { write_scaled::<S, E>(s, stash_ptr, out, n, 1.0 / hi) };
     } else if log {
-        unsafe { write_log_softmax::<S, E>(s, x, out, n, m, sc, log_of_sum(hi, lo)) };
+        unsafe { write_log_softmax::<S, E>(s, x, out, n, m, sc, sum.ln()) };
     } else {
         let inv_hi = 1.0 / hi;
         // 1/(hi + lo) − inv_hi, to first order; the FMA residual is exact.

@@ -165,6 +165,27 @@ fn log1p_form_keeps_tiny_terms() {
 }
 
 #[test]
+fn float32_log_softmax_of_the_max_keeps_relative_accuracy() {
+    // Σ_{i≠argmax} e^{x_i − m} ≈ 1.8e-12: next to the max's exact 1 an f64 sum keeps only four
+    // digits of it, so the terms below the max are summed apart (BHH).
+    let x: Vec<f32> = vec![43.6, 43.6 - 27.0, 43.6 - 28.0, 43.6 - 30.0];
+    let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let rest: f64 = xd[1..].iter().map(|v| (v - xd[0]).exp()).sum();
+    let mut out = vec![0.0f32; 4];
+    for isa in Isa::supported() {
+        softmax_slice_on(isa, &x, &mut out, 1.0, true);
+        assert!(
+            ulps_f32(out[0], -rest.ln_1p()) <= 0.5,
+            "{isa:?}: {} vs {}",
+            out[0],
+            -rest
+        );
+        let lse = logsumexp_slice_on(isa, &x);
+        assert!(ulps_f32(lse, xd[0] + rest.ln_1p()) <= 0.5, "{isa:?}");
+    }
+}
+
+#[test]
 fn special_values() {
     let inf = f64::INFINITY;
     let nan = f64::NAN;

@@ -116,8 +116,10 @@ pub fn exp_parts<S: Simd>(s: S, x_hi: S::V, x_lo: S::V, degree: Degree) -> ExpPa
         q = s.fma(q, r_hi, s.splat(c));
     }
     q = s.fma(q, r_hi, s.splat(1.0));
-    // e^(r_hi + r_lo) − 1 ≈ r_hi·q + r_lo·(1 + r_hi).
-    let t = s.fma(r_hi, q, s.fma(r_lo, r_hi, r_lo));
+    // e^(r_hi + r_lo) − 1 = r_hi·q + r_lo·e^(r_hi) + O(r_lo²). The low part can reach 2⁻⁴⁷
+    // (softmax's x − max for |x − max| ≈ 100), so its factor must be e^(r_hi) = 1 + r_hi·q,
+    // not just 1 + r_hi: the missing r_lo·r_hi²/2 alone would cost several ULP.
+    let t = s.fma(r_hi, q, s.fma(r_lo, s.mul(r_hi, q), r_lo));
 
     let ka = s.min(s.splat(1020.0), s.max(s.splat(-1020.0), kf));
     let kb = s.sub(kf, ka);
