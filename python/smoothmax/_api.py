@@ -213,8 +213,10 @@ def logsumexp(
     Computed as ``m + log1p(s)`` with ``m`` the maximum and ``s`` the compensated sum of the
     other terms (Blanchard, Higham & Higham, "Accurately computing the log-sum-exp and softmax
     functions", IMA J. Numer. Anal. 41(4), 2021). Maximum error: 1 ULP for float32, 2 ULP for
-    float64 (measured against mpmath; see README). A NaN makes its own result NaN; any ``+inf``
-    gives ``+inf``; an empty or all ``-inf`` reduction gives ``-inf``.
+    float64 (measured against mpmath; see README). When the result is much smaller than the
+    largest input (cancellation, condition number ``κ = |max(a)| / |result| > 2``) the float64
+    error is at most about ``κ`` ULP, the conditioning of the problem itself. A NaN makes its own
+    result NaN; any ``+inf`` gives ``+inf``; an empty or all ``-inf`` reduction gives ``-inf``.
 
     Examples
     --------

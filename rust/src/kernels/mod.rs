@@ -9,7 +9,7 @@
 //!
 //! | function | f32 | f64 | notes |
 //! |---|---|---|---|
-//! | [`logsumexp`] | ≤ 1 ULP | ≤ 2 ULP | absolute error ≤ 2⁻⁵³·(1 + \|m\|) when the result is near 0 by cancellation |
+//! | [`logsumexp`] | ≤ 1 ULP | ≤ 2 ULP | f64: ≤ κ ULP when `κ = \|max\| / \|result\| > 2` (cancellation) |
 //! | [`softmax`] | ≤ 1 ULP | ≤ 4 ULP | also with a temperature; subnormal outputs included |
 //! | [`softmax`] (`log`) | ≤ 1 ULP | ≤ 4 ULP | relative, including outputs near 0 |
 //!
