@@ -50,8 +50,8 @@ def _dtypes(dt: np.dtype[Any], name: str) -> tuple[np.dtype[Any], np.dtype[Any]]
         return native, native
     if dt.kind == "f" and dt.itemsize > 8:  # longdouble: computed and returned as float64
         return _F64, _F64
-    if dt in _HALF_TYPES:
-        return _F32, dt
+    if dt.newbyteorder("=") in _HALF_TYPES:
+        return _F32, dt.newbyteorder("=")
     if dt.kind in "biu":
         return _F64, _F64
     if dt.kind == "c":
@@ -231,25 +231,30 @@ def logsumexp(
     """
     arr = _as_array(a, "a")
     compute, result = _dtypes(arr.dtype, "a")
-    scalar_input = arr.ndim == 0
-    if scalar_input:
-        arr = arr.reshape(1)
-        if axis is not None and axis != () and _is_int(axis) and operator.index(axis) in (0, -1):
-            axis = None
-    axes = _normalize_axis(axis, arr.ndim)
     weights = None
     if b is not None:
         warr = _as_array(b, "b")
-        b_compute, b_result = _dtypes(warr.dtype, "b")
+        if _is_python_scalar(b):
+            # A Python number is "weak" (NEP 50), as in NumPy and SciPy: it keeps a's dtype.
+            _dtypes(warr.dtype, "b")
+        else:
+            b_compute, b_result = _dtypes(warr.dtype, "b")
+            compute = np.result_type(compute, b_compute)
+            result = _promote_result(result, b_result)
         try:
             arr, warr = np.broadcast_arrays(arr, warr)
         except ValueError:
             raise ValueError(
                 f"b with shape {np.shape(warr)} cannot be broadcast with a of shape {arr.shape}"
             ) from None
-        compute = np.result_type(compute, b_compute)
-        result = _promote_result(result, b_result)
         weights = warr
+    scalar_input = arr.ndim == 0
+    if scalar_input:
+        arr = arr.reshape(1)
+        weights = None if weights is None else weights.reshape(1)
+        if axis == () or (_is_int(axis) and operator.index(axis) in (0, -1)):
+            axis = None
+    axes = _normalize_axis(axis, arr.ndim)
     mask = _check_where(where, arr.shape)
 
     drop = None if mask is None else ~mask
@@ -288,6 +293,10 @@ def _is_int(x: Any) -> bool:
     return True
 
 
+def _is_python_scalar(x: Any) -> bool:
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
 def _promote_result(r1: np.dtype[Any], r2: np.dtype[Any]) -> np.dtype[Any]:
     try:
         return np.result_type(r1, r2)
@@ -306,11 +315,13 @@ def _normalize(
     t = _check_temperature(temperature)
     scalar_input = arr.ndim == 0 and out is None
     work = arr.reshape(1) if arr.ndim == 0 else arr
-    if arr.ndim == 0 and _is_int(axis) and operator.index(axis) in (0, -1):
+    if arr.ndim == 0 and (axis == () or (_is_int(axis) and operator.index(axis) in (0, -1))):
         axis = None
     axes = _normalize_axis(axis, work.ndim)
     mask = _check_where(where, work.shape)
     _check_out(out, arr.shape, result, name)
+    if arr.size == 0:  # nothing to normalise
+        return out if out is not None else np.empty(arr.shape, dtype=result)
 
     src = np.asarray(work, dtype=compute)
     if mask is not None:

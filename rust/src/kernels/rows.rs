@@ -673,7 +673,7 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
         // The mass is shared equally among the +inf entries.
         let c = unsafe { count_pos_inf(x, n) } as f64;
         let (inf_val, other) = if log {
-            (-c.ln(), f64::NEG_INFINITY)
+            (0.0 - c.ln(), f64::NEG_INFINITY) // +0.0, not -0.0, for a single +inf
         } else {
             (1.0 / c, 0.0)
         };

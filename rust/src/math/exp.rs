@@ -99,6 +99,9 @@ impl<V: Copy> ExpParts<V> {
 pub fn exp_parts<S: Simd>(s: S, x_hi: S::V, x_lo: S::V, degree: Degree) -> ExpParts<S::V> {
     // Operand order keeps NaN: max/min return the second operand when either is NaN.
     let x = s.min(s.splat(X_HIGH), s.max(s.splat(X_LOW), x_hi));
+    // A clamped argument is far outside the range, and its low part (which can be huge there,
+    // e.g. −1e300 − 3) must not leak into the polynomial.
+    let x_lo = s.select(s.eq(x, x_hi), x_lo, s.splat(0.0));
     let magic = s.splat(MAGIC);
     let kf = s.sub(s.fma(x, s.splat(LOG2_E), magic), magic);
     let neg_k = s.sub(s.splat(0.0), kf);

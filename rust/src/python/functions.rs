@@ -120,6 +120,11 @@ pub(crate) fn softmax_3d(
 /// The vector exp kernel on a contiguous 1-D array (exposed for accuracy tests).
 #[pyfunction]
 pub(crate) fn exp_1d(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
+    if x.len()? != out.len()? {
+        return Err(PyValueError::new_err(
+            "exp_1d: x and out must have the same length",
+        ));
+    }
     if let (Ok(x), Ok(mut o)) = (
         x.extract::<PyReadonlyArray1<f32>>(),
         out.extract::<PyReadwriteArray1<f32>>(),

@@ -1,0 +1,43 @@
+"""The examples in the docstrings run and print what they claim."""
+
+from __future__ import annotations
+
+import doctest
+
+import smoothmax
+import smoothmax._api
+
+
+def test_api_doctests():
+    result = doctest.testmod(
+        smoothmax._api, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    assert result.attempted > 0
+    assert result.failed == 0, f"{result.failed} of {result.attempted} doctest examples failed"
+
+
+def test_package_doctests():
+    result = doctest.testmod(smoothmax, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
+def test_public_api():
+    assert set(smoothmax.__all__) == {
+        "__version__",
+        "get_num_threads",
+        "log_softmax",
+        "logsumexp",
+        "set_num_threads",
+        "simd_level",
+        "softmax",
+    }
+    assert isinstance(smoothmax.__version__, str) and smoothmax.__version__
+    for name in (
+        "logsumexp",
+        "softmax",
+        "log_softmax",
+        "simd_level",
+        "set_num_threads",
+        "get_num_threads",
+    ):
+        assert getattr(smoothmax, name).__doc__

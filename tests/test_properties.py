@@ -1,0 +1,291 @@
+"""Hypothesis properties from the logsumexp inequalities and the softmax identities.
+
+Tolerances scale like ``4 eps (|x|_max + log n)``: the conditioning of logsumexp in absolute
+terms. Profiles (``HYPOTHESIS_PROFILE=ci|dev|thorough``) are set in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+from hypothesis import assume, given, note
+from hypothesis import strategies as st
+
+import smoothmax
+from smoothmax import log_softmax, logsumexp, softmax
+
+DTYPES = [np.float32, np.float64]
+
+
+def eps(dtype) -> float:
+    return float(np.finfo(dtype).eps)
+
+
+def tol(dtype, xmax: float, n: int, k: float = 4.0) -> float:
+    """``k eps (|x|_max + log n)`` plus a floor for results near 0."""
+    return k * eps(dtype) * (abs(xmax) + math.log(max(n, 1)) + 1.0)
+
+
+@st.composite
+def rows(draw, min_n: int = 1, max_n: int = 64, dtype=None, bound=None):
+    dt = draw(st.sampled_from(DTYPES)) if dtype is None else dtype
+    b = draw(st.sampled_from([1.0, 30.0, 1e3, 1e4])) if bound is None else bound
+    n = draw(st.integers(min_n, max_n))
+    elems = st.floats(
+        -b, b, allow_nan=False, allow_infinity=False, width=32 if dt == np.float32 else 64
+    )
+    return draw(hnp.arrays(dt, n, elements=elems))
+
+
+@st.composite
+def row_pairs(draw, min_n: int = 1, max_n: int = 48):
+    x = draw(rows(min_n, max_n))
+    elems = st.floats(
+        -1e3, 1e3, allow_nan=False, allow_infinity=False, width=32 if x.dtype == np.float32 else 64
+    )
+    y = draw(hnp.arrays(x.dtype, x.shape, elements=elems))
+    return x, y
+
+
+def f64(v) -> float:
+    return float(np.float64(v))
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+@given(rows())
+def test_lse_between_max_and_max_plus_log_n(x):
+    n = x.size
+    m = f64(x.max())
+    lse = f64(logsumexp(x))
+    t = tol(x.dtype, m, n)
+    assert lse >= m  # the max term alone contributes exactly 1
+    assert lse <= m + math.log(n) + t
+    if n == 1:
+        assert lse == m
+    else:
+        # strict when the second term is big enough to move the rounded result
+        second = np.sort(x.astype(np.float64))[-2]
+        excess = math.log1p(math.exp(second - m))
+        if excess > 2 * abs(float(np.spacing(x.dtype.type(m)))):
+            assert lse > m
+
+
+@given(rows(min_n=2), st.sampled_from([0.05, 0.3, 1.0, 2.5, 40.0]))
+def test_temperature_bound(x, temperature):
+    """``x_max < T lse(x/T) <= x_max + T log n`` via ``log_softmax`` at the argmax:
+    ``T lse(x/T) = x_max - T log_softmax(x, T)[argmax]``."""
+    n = x.size
+    i = int(np.argmax(x))
+    ls = f64(log_softmax(x, temperature=temperature)[i])
+    assert ls <= 0.0
+    assert ls >= -math.log(n) - tol(x.dtype, 0.0, n)
+    # the same bound through logsumexp of the scaled data (x/T rounded: looser tolerance)
+    m = f64(x.max())
+    lse_t = temperature * f64(logsumexp(x.astype(np.float64) / temperature))
+    assert (
+        m - tol(np.float64, m, n) <= lse_t <= m + temperature * math.log(n) + tol(np.float64, m, n)
+    )
+
+
+@given(rows())
+def test_lse_at_least_mean_plus_log_n(x):
+    n = x.size
+    mean = math.fsum(x.astype(np.float64).tolist()) / n
+    lse = f64(logsumexp(x))
+    assert lse >= mean + math.log(n) - tol(x.dtype, f64(np.abs(x).max()), n)
+
+
+@given(st.sampled_from(DTYPES), st.integers(1, 64), st.floats(-1e4, 1e4))
+def test_lse_of_constant_row(dtype, n, c):
+    x = np.full(n, c, dtype=dtype)
+    c = f64(x[0])
+    lse = f64(logsumexp(x))
+    assert abs(lse - (c + math.log(n))) <= tol(dtype, c, n)
+    sm = softmax(x)
+    assert np.all(sm == sm[0])  # ties give bit-identical outputs
+    assert abs(f64(sm[0]) - 1 / n) <= 4 * eps(dtype) / n
+
+
+# --------------------------------------------------------------------------- invariances
+
+
+@st.composite
+def grid_rows(draw):
+    """Rows on the grid k/1024, |x| <= 1000, and an integer shift: x + c is exact."""
+    dt = draw(st.sampled_from(DTYPES))
+    n = draw(st.integers(1, 64))
+    ks = draw(st.lists(st.integers(-1_024_000, 1_024_000), min_size=n, max_size=n))
+    c = draw(st.integers(-1000, 1000))
+    return np.array(ks, dtype=np.float64).astype(dt) / dt(1024), c
+
+
+@given(grid_rows())
+def test_shift_invariance(data):
+    x, c = data
+    dt = x.dtype.type
+    xc = x + dt(c)
+    assert np.array_equal(xc.astype(np.float64), x.astype(np.float64) + c)  # exact shift
+    n = x.size
+    m = f64(np.abs(xc).max()) + f64(np.abs(x).max())
+    assert abs(f64(logsumexp(xc)) - (f64(logsumexp(x)) + c)) <= tol(x.dtype, m, n)
+    # softmax/log_softmax are exactly shift invariant: both within a few ULP of one value
+    a, b = softmax(x), softmax(xc)
+    ulp = np.spacing(np.maximum(np.abs(a), np.abs(b)))
+    assert np.all(np.abs(a.astype(np.float64) - b) <= 8 * ulp.astype(np.float64))
+    la, lb = log_softmax(x), log_softmax(xc)
+    ulp = np.spacing(np.maximum(np.abs(la), np.abs(lb))).astype(np.float64)
+    assert np.all(np.abs(la.astype(np.float64) - lb) <= 8 * ulp + tol(x.dtype, 0.0, n))
+
+
+@given(rows(), st.randoms(use_true_random=False))
+def test_permutation_invariance(x, r):
+    perm = list(range(x.size))
+    r.shuffle(perm)
+    n = x.size
+    t = tol(x.dtype, f64(np.abs(x).max()), n)
+    assert abs(f64(logsumexp(x)) - f64(logsumexp(x[perm]))) <= t
+    sm, smp = softmax(x), softmax(x[perm])
+    ulp = np.spacing(np.maximum(sm[perm], smp)).astype(np.float64)
+    assert np.all(np.abs(sm[perm].astype(np.float64) - smp) <= 8 * ulp)
+
+
+# --------------------------------------------------------------------------- convexity, Lipschitz
+
+
+@given(row_pairs(), st.floats(0.0, 1.0))
+def test_convexity(pair, t):
+    x, y = (v.astype(np.float64) for v in pair)
+    z = t * x + (1 - t) * y
+    n = x.size
+    lhs = t * f64(logsumexp(x)) + (1 - t) * f64(logsumexp(y))
+    rhs = f64(logsumexp(z))
+    bound = tol(np.float64, f64(np.abs(x).max()) + f64(np.abs(y).max()), n)
+    assert lhs >= rhs - bound
+
+
+@given(row_pairs())
+def test_lipschitz_in_sup_norm(pair):
+    x, y = pair
+    n = x.size
+    d = f64(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64))))
+    lhs = abs(f64(logsumexp(x)) - f64(logsumexp(y)))
+    bound = tol(x.dtype, f64(np.abs(x).max()) + f64(np.abs(y).max()), n)
+    assert lhs <= d + bound
+
+
+@given(rows(min_n=2), st.integers(0, 63), st.floats(0.0, 50.0))
+def test_monotonicity(x, i, delta):
+    """Raising one entry raises logsumexp and its softmax share, lowers the others."""
+    i %= x.size
+    y = x.copy()
+    y[i] = x.dtype.type(f64(x[i]) + delta)
+    assume(np.isfinite(y[i]))
+    n = x.size
+    t = tol(x.dtype, f64(np.abs(y).max()), n)
+    assert f64(logsumexp(y)) >= f64(logsumexp(x)) - t
+    sx, sy = softmax(x).astype(np.float64), softmax(y).astype(np.float64)
+    e = 8 * eps(x.dtype)
+    assert sy[i] >= sx[i] * (1 - e)
+    others = np.arange(n) != i
+    assert np.all(sy[others] <= sx[others] * (1 + e) + np.finfo(x.dtype).smallest_subnormal)
+
+
+@given(rows(min_n=2))
+def test_order_preserved(x):
+    """x_i <= x_j implies out_i <= out_j (a few ULP of slack), and ties are bit-identical."""
+    for fn in (softmax, log_softmax):
+        out = fn(x)
+        order = np.argsort(x, kind="stable")
+        xs, os_ = x[order], out[order].astype(np.float64)
+        slack = 8 * np.spacing(np.abs(out[order])).astype(np.float64)
+        assert np.all(os_[:-1] <= os_[1:] + slack[1:])
+        ties = xs[:-1] == xs[1:]
+        assert np.all(os_[:-1][ties] == os_[1:][ties])
+
+
+# --------------------------------------------------------------------------- identities
+
+
+@given(rows())
+def test_softmax_sums_to_one(x):
+    n = x.size
+    s = math.fsum(softmax(x).astype(np.float64).tolist())
+    assert abs(s - 1.0) <= n * eps(x.dtype)
+
+
+@given(rows(), st.sampled_from([0.1, 1.0, 3.0]))
+def test_softmax_is_exp_of_log_softmax(x, temperature):
+    sm = softmax(x, temperature=temperature).astype(np.float64)
+    ls = log_softmax(x, temperature=temperature).astype(np.float64)
+    with np.errstate(under="ignore"):
+        e = np.exp(ls)
+    big = sm > np.finfo(x.dtype).smallest_normal
+    rel = np.abs(e[big] - sm[big]) / sm[big]
+    note(f"max rel {rel.max() if rel.size else 0}")
+    assert np.all(rel <= 8 * eps(x.dtype) * (1 + np.abs(ls[big])))
+    assert np.all(sm >= 0) and not np.signbit(sm).any()
+    assert np.all(ls <= 0)
+
+
+@given(rows())
+def test_log_softmax_is_x_minus_lse(x):
+    n = x.size
+    ls = log_softmax(x).astype(np.float64)
+    lse = f64(logsumexp(x))
+    t = tol(x.dtype, f64(np.abs(x).max()), n)
+    assert np.all(np.abs(ls - (x.astype(np.float64) - lse)) <= t)
+
+
+@given(rows(), st.floats(0.01, 100.0))
+def test_weights_scale_adds_log(x, w):
+    n = x.size
+    w = float(x.dtype.type(w))
+    t = tol(x.dtype, f64(np.abs(x).max()) + abs(math.log(w)), n)
+    got = f64(logsumexp(x, b=np.full(n, w, dtype=x.dtype)))
+    assert abs(got - (f64(logsumexp(x)) + math.log(w))) <= t
+    assert (
+        f64(logsumexp(x, b=np.ones(n, x.dtype))) == f64(logsumexp(x))
+        or abs(f64(logsumexp(x, b=np.ones(n, x.dtype))) - f64(logsumexp(x))) <= t
+    )
+
+
+@given(rows(min_n=1), st.data())
+def test_where_equals_compressed_row(x, data):
+    mask = data.draw(hnp.arrays(np.bool_, x.shape))
+    assume(mask.any())
+    n = int(mask.sum())
+    t = tol(x.dtype, f64(np.abs(x).max()), n)
+    assert abs(f64(logsumexp(x, where=mask)) - f64(logsumexp(x[mask]))) <= t
+    sm = softmax(x, where=mask)
+    assert np.all(sm[~mask] == 0)
+    ref = softmax(x[mask])
+    ulp = np.spacing(np.maximum(sm[mask], ref)).astype(np.float64)
+    assert np.all(np.abs(sm[mask].astype(np.float64) - ref) <= 8 * ulp)
+
+
+@given(st.sampled_from(DTYPES), st.integers(1, 6), st.integers(1, 40), st.data())
+def test_rows_are_independent(dtype, n_rows, n, data):
+    """Each row of a 2-D call equals the 1-D call on that row, bit for bit, both axes."""
+    x = data.draw(
+        hnp.arrays(
+            dtype,
+            (n_rows, n),
+            elements=st.floats(-1e3, 1e3, width=32 if dtype == np.float32 else 64),
+        )
+    )
+    for fn in (softmax, log_softmax, logsumexp):
+        full = np.asarray(fn(x, axis=1))
+        full_t = np.asarray(fn(np.ascontiguousarray(x.T), axis=0))
+        for r in range(n_rows):
+            np.testing.assert_array_equal(full[r], fn(x[r]))
+        np.testing.assert_array_equal(full_t.T if full_t.ndim == 2 else full_t, full)
+
+
+def test_threads_setting_roundtrip():
+    """Sanity for the public thread API used by the properties above."""
+    n = smoothmax.get_num_threads()
+    assert isinstance(n, int) and n >= 1
