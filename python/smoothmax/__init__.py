@@ -3,6 +3,27 @@
 ``logsumexp``, ``softmax`` and ``log_softmax`` are drop-in replacements for their
 ``scipy.special`` namesakes (same signatures and defaults), more accurate (see README) and
 multi-threaded, with ``where=`` masks, ``temperature=`` and ``out=``.
+
+Semantics, next to SciPy's and PyTorch's:
+
+=====================  ==================================  ===================  ===========
+case                   smoothmax                           SciPy 1.17           PyTorch
+=====================  ==================================  ===================  ===========
+ints, bools, lists     float64                             float64              softmax: error
+float16, bfloat16      computed in float32, input dtype    f16 kept; bf16→f64   float32 math
+complex                ``TypeError``                       supported            some ops
+NaN in a row           that row NaN, no other              same                 same
+``+inf`` entries       lse ``+inf``; softmax shares the    softmax NaN          NaN
+                       mass among them; log_softmax
+                       ``-log(count)`` there
+all ``-inf`` / masked  lse ``-inf``; softmax 0;            NaN + warning        NaN
+                       log_softmax ``-inf``; no warning
+empty reduction        lse ``-inf``; softmax: empty        softmax raises       ``-inf``
+``where=``             left out (0 / ``-inf`` / ignored)   none (``b=0``)       none
+``temperature=T``      ``softmax(x / T)``, exact division  none                 none
+``out=``               shape and dtype checked; may be x   none                 lse only
+threads                bit-identical for any count         one thread           OpenMP
+=====================  ==================================  ===================  ===========
 """
 
 from __future__ import annotations

@@ -243,6 +243,10 @@ fn isa_from_env() -> Result<Isa, String> {
     match std::env::var(SIMD_ENV) {
         Err(_) => Ok(Isa::best()),
         Ok(v) if v.trim().is_empty() => Ok(Isa::best()),
+        Ok(v) if v.trim().eq_ignore_ascii_case("neon") => Err(format!(
+            "{SIMD_ENV}=neon: this build has no NEON path yet (aarch64 runs the scalar path, \
+             which uses hardware FMA); use 'scalar' or unset {SIMD_ENV}"
+        )),
         Ok(v) => {
             let isa = Isa::from_name(&v).ok_or_else(|| {
                 format!("{SIMD_ENV}={v:?} is not one of 'scalar', 'avx2', 'avx512' (or unset)")
