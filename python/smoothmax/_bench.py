@@ -738,7 +738,8 @@ def header(threads: Sequence[int], notes: dict[str, str], command: str) -> str:
         "- time: median of >= 5 samples (each >= 2 ms, adaptive inner loop) after a warm-up; "
         "elements/ns = input elements / time; GB/s = (input + output bytes) / time; "
         "ratio = peer time / smoothmax time (> 1: smoothmax faster); max ULP against a "
-        f"{np.finfo(np.longdouble).bits}-bit longdouble reference, on up to {_REF_ROWS} "
+        f"np.longdouble reference ({np.finfo(np.longdouble).nmant + 1}-bit significand), "
+        f"on up to {_REF_ROWS} "
         "leading rows (a subnormal result flushed to zero counts millions of ULPs).",
         "- input: `rng.standard_normal(shape) * 10`, fixed seed. numpy = the stable formula "
         "(subtract the max). Thread setting applies to smoothmax, torch (`set_num_threads`) "
