@@ -41,3 +41,16 @@ def test_public_api():
         "get_num_threads",
     ):
         assert getattr(smoothmax, name).__doc__
+
+
+def test_readme_examples():
+    """The README's Python examples run and print what they claim."""
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(readme.read_text(), {}, "README.md", str(readme), 0)
+    assert test.examples, "no examples found in README.md"
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} README examples failed"
