@@ -15,6 +15,8 @@
 // Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
+use std::marker::PhantomData;
+
 use crate::math::exp::{exp_parts, Degree, ExpParts};
 use crate::simd::{Element, Simd, VLANES};
 
@@ -394,35 +396,30 @@ trait ElementMap<S: Simd>: Copy {
 }
 
 /// `e^{(x − m)/T} · inv`, `inv = inv_hi + inv_lo ≈ 1/S`.
-#[derive(Clone, Copy)]
-struct SoftmaxMap<V> {
+struct SoftmaxMap<V, E> {
     m: V,
     inv_hi: V,
     inv_lo: V,
     sc: Scaling,
-    full: bool,
+    elem: PhantomData<E>,
 }
 
-impl<S: Simd> ElementMap<S> for SoftmaxMap<S::V> {
+impl<V: Copy, E> Clone for SoftmaxMap<V, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V: Copy, E> Copy for SoftmaxMap<V, E> {}
+
+impl<S: Simd, E: Element> ElementMap<S> for SoftmaxMap<S::V, E> {
     #[inline(always)]
     fn apply(self, s: S, v: S::V) -> S::V {
-        let (d_hi, d_lo) = if self.full {
-            shifted::<S, f64>(s, v, self.m, self.sc)
-        } else {
-            shifted::<S, f32>(s, v, self.m, self.sc)
-        };
-        let degree = if self.full {
-            Degree::Full
-        } else {
-            Degree::Short
-        };
-        let p = exp_parts(s, d_hi, d_lo, degree);
-        // inv · (1 + t) with one rounding of the leading part.
-        let y = if self.full {
-            s.add(
-                self.inv_hi,
-                s.fma(self.inv_hi, p.t, s.fma(self.inv_lo, p.t, self.inv_lo)),
-            )
+        let (d_hi, d_lo) = shifted::<S, E>(s, v, self.m, self.sc);
+        let p = exp_parts(s, d_hi, d_lo, degree::<E>());
+        // inv · (1 + t) with one rounding of the leading part (f32 results need no inv_lo).
+        let y = if E::IS_F64 {
+            let low = s.fma(self.inv_lo, p.t, self.inv_lo);
+            s.add(self.inv_hi, s.fma(self.inv_hi, p.t, low))
         } else {
             s.fma(self.inv_hi, p.t, self.inv_hi)
         };
@@ -431,22 +428,24 @@ impl<S: Simd> ElementMap<S> for SoftmaxMap<S::V> {
 }
 
 /// `(x − m)/T − log S`.
-#[derive(Clone, Copy)]
-struct LogSoftmaxMap<V> {
+struct LogSoftmaxMap<V, E> {
     m: V,
     log_s: V,
     sc: Scaling,
-    full: bool,
+    elem: PhantomData<E>,
 }
 
-impl<S: Simd> ElementMap<S> for LogSoftmaxMap<S::V> {
+impl<V: Copy, E> Clone for LogSoftmaxMap<V, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V: Copy, E> Copy for LogSoftmaxMap<V, E> {}
+
+impl<S: Simd, E: Element> ElementMap<S> for LogSoftmaxMap<S::V, E> {
     #[inline(always)]
     fn apply(self, s: S, v: S::V) -> S::V {
-        let (d_hi, d_lo) = if self.full {
-            shifted::<S, f64>(s, v, self.m, self.sc)
-        } else {
-            shifted::<S, f32>(s, v, self.m, self.sc)
-        };
+        let (d_hi, d_lo) = shifted::<S, E>(s, v, self.m, self.sc);
         // d_hi ≤ 0 ≤ log S: no cancellation; the low part joins after the leading difference.
         s.add(s.sub(d_hi, self.log_s), d_lo)
     }
@@ -471,7 +470,7 @@ pub(crate) unsafe fn write_softmax<S: Simd, E: Element>(
         inv_hi: s.splat(inv_hi),
         inv_lo: s.splat(inv_lo),
         sc,
-        full: E::IS_F64,
+        elem: PhantomData::<E>,
     };
     // SAFETY: forwarded contract.
     unsafe { write_pass::<S, E, _>(s, x, out, n, map) }
@@ -495,7 +494,7 @@ pub(crate) unsafe fn write_log_softmax<S: Simd, E: Element>(
         m: s.splat(m),
         log_s: s.splat(log_s),
         sc,
-        full: E::IS_F64,
+        elem: PhantomData::<E>,
     };
     // SAFETY: forwarded contract.
     unsafe { write_pass::<S, E, _>(s, x, out, n, map) }
