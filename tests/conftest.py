@@ -79,7 +79,8 @@ F64 = np.dtype(np.float64)
 
 #: Maximum error in ULP of the correctly rounded exact value, per (function, dtype).
 TOLERANCE_ULP: dict[tuple[str, np.dtype], float] = {
-    ("softmax", F32): 1.0,
+    # float32 softmax rounds e/S once, but its f32-lane exp carries ~2^-26 in t.
+    ("softmax", F32): 2.0,
     ("softmax", F64): 4.0,
     ("log_softmax", F32): 1.0,
     ("log_softmax", F64): 4.0,

@@ -421,7 +421,7 @@ def softmax(
 
     Notes
     -----
-    Every output is within 1 ULP (float32) or 4 ULP (float64) of the exactly rounded value:
+    Every output is within 2 ULP (float32) or 4 ULP (float64) of the exactly rounded value:
     the rounding error of ``x - max`` is carried into ``exp`` and the division happens before
     the final rounding. Rows with ``+inf`` entries share the mass equally among them; rows
     without finite mass (all ``-inf`` or fully masked) give zeros; a NaN makes its row NaN.

@@ -10,7 +10,7 @@
 //! | function | f32 | f64 | notes |
 //! |---|---|---|---|
 //! | [`logsumexp`] | ≤ 1 ULP | ≤ 2 ULP | f64: ≤ κ ULP when `κ = \|max\| / \|result\| > 2` (cancellation) |
-//! | [`softmax`] | ≤ 1 ULP | ≤ 4 ULP | also with a temperature; subnormal outputs included |
+//! | [`softmax`] | ≤ 2 ULP (≤ 1 with a temperature) | ≤ 4 ULP | subnormal outputs included |
 //! | [`softmax`] (`log`) | ≤ 1 ULP | ≤ 4 ULP | relative, including outputs near 0 |
 //!
 //! Valid range: any finite input (the max shift prevents overflow); special values follow the
@@ -18,6 +18,7 @@
 //! rows without finite mass give `−inf` / zeros / `−inf`.
 
 pub(crate) mod rows;
+pub(crate) mod rows32;
 
 use std::ops::Range;
 

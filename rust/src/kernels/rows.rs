@@ -102,7 +102,7 @@ fn spill<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES] {
 
 /// Combine the 16 virtual lanes with a fixed tree: lane j with lane j + w for w = 8, 4, 2, 1.
 #[inline(always)]
-fn tree<T: Copy>(mut a: [T; VLANES], op: impl Fn(T, T) -> T) -> T {
+pub(crate) fn tree<T: Copy>(mut a: [T; VLANES], op: impl Fn(T, T) -> T) -> T {
     let mut w = VLANES / 2;
     while w > 0 {
         for j in 0..w {
@@ -123,7 +123,7 @@ fn two_sum_v<S: Simd>(s: S, a: S::V, b: S::V) -> (S::V, S::V) {
 }
 
 #[inline(always)]
-fn two_sum(a: f64, b: f64) -> (f64, f64) {
+pub(crate) fn two_sum(a: f64, b: f64) -> (f64, f64) {
     let sum = a + b;
     let bb = sum - a;
     (sum, (a - (sum - bb)) + (b - bb))
@@ -365,7 +365,7 @@ const STASH_MAX: usize = 1 << 15;
 /// # Safety
 /// `stash` readable for `n + VLANES` doubles, `out` writable for `n` elements.
 #[inline(always)]
-unsafe fn write_scaled<S: Simd, E: Element>(
+pub(crate) unsafe fn write_scaled<S: Simd, E: Element>(
     s: S,
     stash: *const f64,
     out: *mut E,
@@ -563,12 +563,47 @@ unsafe fn fill_inf_split<E: Element>(x: *const E, out: *mut E, n: usize, value: 
     }
 }
 
+/// softmax / log_softmax of a row whose maximum `m` is not finite or that holds a NaN: NaN
+/// everywhere; the mass shared among `+inf` entries; or no finite mass at all.
+///
+/// # Safety
+/// `x` readable and `out` writable for `n` elements; they may be equal.
+pub(crate) unsafe fn special_row<E: Element>(
+    x: *const E,
+    out: *mut E,
+    n: usize,
+    m: f64,
+    nan: bool,
+    log: bool,
+) {
+    // SAFETY (all blocks): forwarded contract.
+    if nan {
+        unsafe { fill_inf_split(x, out, n, f64::NAN, f64::NAN) };
+    } else if m == f64::INFINITY {
+        // The mass is shared equally among the +inf entries.
+        let c = unsafe { count_pos_inf(x, n) } as f64;
+        let (inf_val, other) = if log {
+            (0.0 - c.ln(), f64::NEG_INFINITY) // +0.0, not -0.0, for a single +inf
+        } else {
+            (1.0 / c, 0.0)
+        };
+        unsafe { fill_inf_split(x, out, n, inf_val, other) };
+    } else {
+        let v = if log { f64::NEG_INFINITY } else { 0.0 };
+        unsafe { fill_inf_split(x, out, n, v, v) };
+    }
+}
+
 /// logsumexp of a row (`−inf` when empty).
 ///
 /// # Safety
 /// `x` readable for `n` elements.
 #[inline(always)]
 pub(crate) unsafe fn lse_row<S: Simd, E: Element>(s: S, x: *const E, n: usize) -> f64 {
+    if !E::IS_F64 {
+        // SAFETY: E is f32, the only element type that is not f64; forwarded contract.
+        return unsafe { super::rows32::lse_row(s, x.cast::<f32>(), n) };
+    }
     // SAFETY: forwarded contract.
     let (m, nan) = unsafe { row_max::<S, E>(s, x, n) };
     if nan {
@@ -662,26 +697,15 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     if n == 0 {
         return;
     }
+    if !E::IS_F64 && !sc.active {
+        // SAFETY: E is f32, the only element type that is not f64; forwarded contract.
+        unsafe { super::rows32::softmax_row(s, x.cast::<f32>(), out.cast::<f32>(), n, log, stash) };
+        return;
+    }
     // SAFETY (all blocks): forwarded contract.
     let (m, nan) = unsafe { row_max::<S, E>(s, x, n) };
-    if nan {
-        unsafe { fill_inf_split(x, out, n, f64::NAN, f64::NAN) };
-        return;
-    }
-    if m == f64::INFINITY {
-        // The mass is shared equally among the +inf entries.
-        let c = unsafe { count_pos_inf(x, n) } as f64;
-        let (inf_val, other) = if log {
-            (0.0 - c.ln(), f64::NEG_INFINITY) // +0.0, not -0.0, for a single +inf
-        } else {
-            (1.0 / c, 0.0)
-        };
-        unsafe { fill_inf_split(x, out, n, inf_val, other) };
-        return;
-    }
-    if m == f64::NEG_INFINITY {
-        let v = if log { f64::NEG_INFINITY } else { 0.0 };
-        unsafe { fill_inf_split(x, out, n, v, v) };
+    if nan || !m.is_finite() {
+        unsafe { special_row(x, out, n, m, nan, log) };
         return;
     }
     // float32 softmax keeps its exponentials (exact enough in f64) for the last pass, when

@@ -94,7 +94,7 @@ fn every_isa_matches_scalar_bit_for_bit() {
 }
 
 #[test]
-fn float32_results_within_one_ulp_of_f64_reference() {
+fn float32_results_within_contract_of_f64_reference() {
     let mut rng = rng();
     for &n in &LENGTHS[1..] {
         for scale in [1.0, 10.0, 100.0, 1e4] {
@@ -110,7 +110,9 @@ fn float32_results_within_one_ulp_of_f64_reference() {
                     .map(|(g, e)| ulps_f32(*g, *e))
                     .fold(0.0, f64::max);
                 // The f64 reference itself is good to ~1e-13 relative here: far below f32 ULPs.
-                assert!(worst <= 1.0, "n={n} scale={scale} log={log}: {worst} ULP");
+                // Contract: softmax ≤ 2 ULP (the f32-lane exp's t carries ~2⁻²⁶), log ≤ 1.
+                let bound = if log { 1.0 } else { 2.0 };
+                assert!(worst <= bound, "n={n} scale={scale} log={log}: {worst} ULP");
             }
             let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let lse = m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
@@ -352,5 +354,36 @@ fn bad_arguments_are_errors() {
                 ..
             })
         ));
+    }
+}
+
+#[test]
+#[ignore = "timing probe: cargo test --release --no-default-features lse32_timing -- --ignored --nocapture"]
+fn lse32_timing() {
+    let mut rng = rng();
+    let x: Vec<f32> = as_f32(&row(4096 * 1000, 10.0, &mut rng));
+    let a = Array3::from_shape_vec((4096, 1000, 1), x).unwrap();
+    crate::threads::set_num_threads(1).unwrap();
+    for isa in Isa::supported() {
+        let mut out = Array2::<f32>::zeros((4096, 1));
+        let mut best = f64::INFINITY;
+        for _ in 0..15 {
+            let t = std::time::Instant::now();
+            logsumexp_on(isa, a.view(), out.view_mut()).unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let mut sm = Array3::<f32>::zeros(a.raw_dim());
+        let mut best_sm = f64::INFINITY;
+        for _ in 0..15 {
+            let t = std::time::Instant::now();
+            softmax(a.view(), sm.view_mut(), 1.0, false).unwrap();
+            best_sm = best_sm.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "{}: lse {:.3} ns/el, softmax(active isa) {:.3} ns/el",
+            isa.name(),
+            best * 1e9 / 4.096e6,
+            best_sm * 1e9 / 4.096e6
+        );
     }
 }

@@ -134,6 +134,64 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `-1022 <= k <= 1023`: the exponent field is built from the low bits of `t`.
     fn pow2_from_magic(self, t: Self::V) -> Self::V;
 
+    /// Number of `f32` lanes in [`Simd::F`]: `LANES` or `2 · LANES`; divides [`VLANES`].
+    const LANES32: usize;
+    /// A vector of `LANES32` floats.
+    type F: Copy;
+    /// A per-lane boolean mask for [`Simd::F`].
+    type FM: Copy;
+
+    /// All f32 lanes set to `x`.
+    fn fsplat(self, x: f32) -> Self::F;
+    /// `a + b` (f32).
+    fn fadd(self, a: Self::F, b: Self::F) -> Self::F;
+    /// `a - b` (f32).
+    fn fsub(self, a: Self::F, b: Self::F) -> Self::F;
+    /// `a * b` (f32).
+    fn fmul(self, a: Self::F, b: Self::F) -> Self::F;
+    /// `a * b + c`, rounded once (f32).
+    fn ffma(self, a: Self::F, b: Self::F, c: Self::F) -> Self::F;
+    /// `if a > b { a } else { b }` (f32): `b` when either is NaN.
+    fn fmax(self, a: Self::F, b: Self::F) -> Self::F;
+    /// `if a < b { a } else { b }` (f32): `b` when either is NaN.
+    fn fmin(self, a: Self::F, b: Self::F) -> Self::F;
+    /// Lanes where `v` is NaN.
+    fn fis_nan(self, v: Self::F) -> Self::FM;
+    /// Lanes where `a == b`.
+    fn feq(self, a: Self::F, b: Self::F) -> Self::FM;
+    /// Lanes where `a < b`.
+    fn flt(self, a: Self::F, b: Self::F) -> Self::FM;
+    /// Lanes where `a >= b`.
+    fn fge(self, a: Self::F, b: Self::F) -> Self::FM;
+    /// Lane-wise `a & b`.
+    fn fmand(self, a: Self::FM, b: Self::FM) -> Self::FM;
+    /// Lane-wise `a | b`.
+    fn fmor(self, a: Self::FM, b: Self::FM) -> Self::FM;
+    /// No lane set.
+    fn fmnone(self) -> Self::FM;
+    /// Whether any lane is set.
+    fn fmany(self, m: Self::FM) -> bool;
+    /// `if m { v } else { 0 }` per lane.
+    fn fkeep(self, m: Self::FM, v: Self::F) -> Self::F;
+    /// `2^(k + bias)` for lanes holding `t = k + MAGIC32` (see [`crate::math::exp32`]), valid
+    /// while `k + bias` is in [−126, 127].
+    fn fpow2_from_magic(self, t: Self::F, bias: i32) -> Self::F;
+    /// Lanes `part·LANES .. (part+1)·LANES` of `v`, widened to f64 (`part < LANES32 / LANES`).
+    fn widen(self, v: Self::F, part: usize) -> Self::V;
+    /// The inverse of [`Simd::widen`]: `lo` (and `hi` when `LANES32 = 2 · LANES`) rounded to
+    /// f32 lanes.
+    fn narrow(self, lo: Self::V, hi: Self::V) -> Self::F;
+    /// Load `LANES32` floats.
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES32` floats.
+    unsafe fn fload(self, p: *const f32) -> Self::F;
+    /// Store `LANES32` floats.
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `LANES32` floats.
+    unsafe fn fstore(self, p: *mut f32, v: Self::F);
+
     /// Load `LANES` doubles.
     ///
     /// # Safety

@@ -80,6 +80,108 @@ impl Simd for Scalar {
     fn pow2_from_magic(self, t: f64) -> f64 {
         f64::from_bits(t.to_bits().wrapping_add(1023) << 52)
     }
+    const LANES32: usize = 1;
+    type F = f32;
+    type FM = bool;
+
+    #[inline(always)]
+    fn fsplat(self, x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn fadd(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn fsub(self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    fn fmul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    fn ffma(self, a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn fmax(self, a: f32, b: f32) -> f32 {
+        if a > b {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn fmin(self, a: f32, b: f32) -> f32 {
+        if a < b {
+            a
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn fis_nan(self, v: f32) -> bool {
+        v.is_nan()
+    }
+    #[inline(always)]
+    fn feq(self, a: f32, b: f32) -> bool {
+        a == b
+    }
+    #[inline(always)]
+    fn flt(self, a: f32, b: f32) -> bool {
+        a < b
+    }
+    #[inline(always)]
+    fn fge(self, a: f32, b: f32) -> bool {
+        a >= b
+    }
+    #[inline(always)]
+    fn fmand(self, a: bool, b: bool) -> bool {
+        a & b
+    }
+    #[inline(always)]
+    fn fmor(self, a: bool, b: bool) -> bool {
+        a | b
+    }
+    #[inline(always)]
+    fn fmnone(self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn fmany(self, m: bool) -> bool {
+        m
+    }
+    #[inline(always)]
+    fn fkeep(self, m: bool, v: f32) -> f32 {
+        if m {
+            v
+        } else {
+            0.0
+        }
+    }
+    #[inline(always)]
+    fn fpow2_from_magic(self, t: f32, bias: i32) -> f32 {
+        f32::from_bits(t.to_bits().wrapping_add((127 + bias) as u32) << 23)
+    }
+    #[inline(always)]
+    fn widen(self, v: f32, _part: usize) -> f64 {
+        v as f64
+    }
+    #[inline(always)]
+    fn narrow(self, lo: f64, _hi: f64) -> f32 {
+        lo as f32
+    }
+    #[inline(always)]
+    unsafe fn fload(self, p: *const f32) -> f32 {
+        // SAFETY: caller guarantees one readable element.
+        unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn fstore(self, p: *mut f32, v: f32) {
+        // SAFETY: caller guarantees one writable element.
+        unsafe { p.write_unaligned(v) }
+    }
     #[inline(always)]
     unsafe fn load_f64(self, p: *const f64) -> f64 {
         // SAFETY: caller guarantees one readable element.

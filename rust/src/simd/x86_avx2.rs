@@ -86,6 +86,103 @@ impl Simd for Avx2 {
             _mm256_castsi256_pd(_mm256_slli_epi64::<52>(bits))
         }
     }
+    const LANES32: usize = 8;
+    type F = __m256;
+    type FM = __m256;
+
+    #[inline(always)]
+    fn fsplat(self, x: f32) -> __m256 {
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn fadd(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fsub(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmul(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn ffma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn fmax(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmin(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_min_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fis_nan(self, v: __m256) -> __m256 {
+        unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v) }
+    }
+    #[inline(always)]
+    fn feq(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn flt(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn fge(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_cmp_ps::<_CMP_GE_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn fmand(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_and_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmor(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_or_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmnone(self) -> __m256 {
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    fn fmany(self, m: __m256) -> bool {
+        unsafe { _mm256_movemask_ps(m) != 0 }
+    }
+    #[inline(always)]
+    fn fkeep(self, m: __m256, v: __m256) -> __m256 {
+        unsafe { _mm256_and_ps(m, v) }
+    }
+    #[inline(always)]
+    fn fpow2_from_magic(self, t: __m256, bias: i32) -> __m256 {
+        unsafe {
+            let bits = _mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127 + bias));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits))
+        }
+    }
+    #[inline(always)]
+    fn widen(self, v: __m256, part: usize) -> __m256d {
+        unsafe {
+            if part == 0 {
+                _mm256_cvtps_pd(_mm256_castps256_ps128(v))
+            } else {
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v))
+            }
+        }
+    }
+    #[inline(always)]
+    fn narrow(self, lo: __m256d, hi: __m256d) -> __m256 {
+        unsafe { _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)) }
+    }
+    #[inline(always)]
+    unsafe fn fload(self, p: *const f32) -> __m256 {
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn fstore(self, p: *mut f32, v: __m256) {
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
     #[inline(always)]
     unsafe fn load_f64(self, p: *const f64) -> __m256d {
         unsafe { _mm256_loadu_pd(p) }

@@ -87,6 +87,108 @@ impl Simd for Avx512 {
             _mm512_castsi512_pd(_mm512_slli_epi64::<52>(bits))
         }
     }
+    const LANES32: usize = 16;
+    type F = __m512;
+    type FM = __mmask16;
+
+    #[inline(always)]
+    fn fsplat(self, x: f32) -> __m512 {
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn fadd(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fsub(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmul(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn ffma(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn fmax(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmin(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_min_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fis_nan(self, v: __m512) -> __mmask16 {
+        unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v) }
+    }
+    #[inline(always)]
+    fn feq(self, a: __m512, b: __m512) -> __mmask16 {
+        unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn flt(self, a: __m512, b: __m512) -> __mmask16 {
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn fge(self, a: __m512, b: __m512) -> __mmask16 {
+        unsafe { _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn fmand(self, a: __mmask16, b: __mmask16) -> __mmask16 {
+        a & b
+    }
+    #[inline(always)]
+    fn fmor(self, a: __mmask16, b: __mmask16) -> __mmask16 {
+        a | b
+    }
+    #[inline(always)]
+    fn fmnone(self) -> __mmask16 {
+        0
+    }
+    #[inline(always)]
+    fn fmany(self, m: __mmask16) -> bool {
+        m != 0
+    }
+    #[inline(always)]
+    fn fkeep(self, m: __mmask16, v: __m512) -> __m512 {
+        unsafe { _mm512_maskz_mov_ps(m, v) }
+    }
+    #[inline(always)]
+    fn fpow2_from_magic(self, t: __m512, bias: i32) -> __m512 {
+        unsafe {
+            let bits = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 + bias));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(bits))
+        }
+    }
+    #[inline(always)]
+    fn widen(self, v: __m512, part: usize) -> __m512d {
+        unsafe {
+            let half = if part == 0 {
+                _mm512_castps512_ps256(v)
+            } else {
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)))
+            };
+            _mm512_cvtps_pd(half)
+        }
+    }
+    #[inline(always)]
+    fn narrow(self, lo: __m512d, hi: __m512d) -> __m512 {
+        unsafe {
+            let lo = _mm512_castps256_ps512(_mm512_cvtpd_ps(lo));
+            let hi = _mm256_castps_pd(_mm512_cvtpd_ps(hi));
+            _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(lo), hi))
+        }
+    }
+    #[inline(always)]
+    unsafe fn fload(self, p: *const f32) -> __m512 {
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn fstore(self, p: *mut f32, v: __m512) {
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
     #[inline(always)]
     unsafe fn load_f64(self, p: *const f64) -> __m512d {
         unsafe { _mm512_loadu_pd(p) }

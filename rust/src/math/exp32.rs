@@ -1,0 +1,286 @@
+//! Vector `exp` in f32 lanes, written once over [`Simd`]: twice the lanes of the f64 version,
+//! for the float32 kernels.
+//!
+//! `e^x = 2^k · (1 + t)`, `k = round(x / ln 2)`, `r = x − k·ln 2` split as `r_hi + r_lo`,
+//! `t = r_hi + r_hi²·p(r_hi) + r_lo·e^{r_hi}`. Keeping the leading `r_hi` out of the polynomial
+//! product makes `t` accurate to ~2⁻²⁶ absolute; kernels then use `(1 + t)` unrounded (widened
+//! to f64) or round once.
+//!
+//! Contract:
+//!
+//! | function | dtypes | max error | valid range |
+//! |---|---|---|---|
+//! | [`exp32_f32`] | f32 | ≤ 1 ULP (proven by the exhaustive test over all 2³² inputs) | all f32; `x > 88.73 → inf`, `x < −103.98 → 0`, NaN → NaN |
+//!
+//! Reduction: `k·ln2_hi` is exact under FMA and `x − k·ln2_hi` is exact for |x| ≤ 128 (the
+//! result has bits no finer than ln2_hi's last bit, 2⁻²⁴); the rounding error of subtracting
+//! `k·ln2_lo` is kept in `r_lo`, with the caller's low part (softmax's `x − max` by TwoSum).
+//!
+//! Polynomial: `p(r) = Σ_{j=2}^{7} r^{j−2}/j!` (Taylor); the truncation error at |r| ≤ ln2/2
+//! is `r⁸/8! · e^r` = 7.4e-9 ≈ 2⁻²⁷ relative to `e^r`.
+
+use crate::simd::{Simd, WithSimd};
+
+/// `1.5 · 2^23`: adding it rounds a float to an integer and leaves it in the low mantissa bits.
+pub const MAGIC32: f32 = 12_582_912.0;
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// `ln 2` rounded to f32.
+const LN2_HI: f32 = std::f32::consts::LN_2;
+/// `ln 2 − LN2_HI`.
+const LN2_LO: f32 = -1.904_654_3e-9;
+/// Arguments are clamped here: `k + 64 ≥ −109` keeps `2^(k+64)` normal, and `e^x` is 0 in f32.
+pub const X_LOW: f32 = -120.0;
+/// `e^x` overflows f32 above 88.73.
+const X_HIGH: f32 = 89.0;
+
+/// `1/j!` for `j = 7..=2`, highest degree first (Horner order).
+const INV_FACT: [f32; 6] = [
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+];
+
+/// `e^x` as `2^k · (1 + t0 + c)` in f32 lanes.
+#[derive(Clone, Copy)]
+pub struct Exp32Parts<F> {
+    /// `e^{r_hi} − 1`, |t0| ≤ 0.415.
+    pub t0: F,
+    /// The correction `r_lo · e^{r_hi}` (tiny next to `t0`).
+    pub c: F,
+    /// `k + MAGIC32`: feed to [`Simd::fpow2_from_magic`].
+    pub k_magic: F,
+}
+
+impl<F: Copy> Exp32Parts<F> {
+    /// `t = t0 + c` rounded once: enough where `1 + t` is then used exactly (widened to f64).
+    #[inline(always)]
+    pub fn t<S: Simd<F = F>>(&self, s: S) -> F {
+        s.fadd(self.t0, self.c)
+    }
+}
+
+/// Split `e^(x_hi + x_lo)`; `x_hi ≤ 89` (larger values must be clamped by the caller), `x_lo`
+/// tiny next to `ulp(x_hi)` or NaN/−1 for a `−inf` `x_hi` (it is dropped when `x_hi` is
+/// clamped).
+#[inline(always)]
+pub fn exp32_parts<S: Simd>(s: S, x_hi: S::F, x_lo: S::F) -> Exp32Parts<S::F> {
+    // Operand order keeps NaN: fmax returns the second operand when either is NaN.
+    let x = s.fmax(s.fsplat(X_LOW), x_hi);
+    let x_lo = s.fkeep(s.feq(x, x_hi), x_lo);
+    let magic = s.fsplat(MAGIC32);
+    let k_magic = s.ffma(x, s.fsplat(LOG2_E), magic);
+    let k = s.fsub(k_magic, magic);
+    let r1 = s.ffma(k, s.fsplat(-LN2_HI), x); // exact
+    let r_hi = s.ffma(k, s.fsplat(-LN2_LO), r1);
+    let r_lo = s.fadd(s.ffma(k, s.fsplat(-LN2_LO), s.fsub(r1, r_hi)), x_lo);
+
+    let mut p = s.fsplat(INV_FACT[0]);
+    for &c in &INV_FACT[1..] {
+        p = s.ffma(p, r_hi, s.fsplat(c));
+    }
+    let t0 = s.ffma(s.fmul(r_hi, r_hi), p, r_hi);
+    // e^(r_hi + r_lo) − 1 = t0 + r_lo·(1 + t0) + O(r_lo²).
+    let c = s.ffma(r_lo, t0, r_lo);
+    Exp32Parts { t0, c, k_magic }
+}
+
+/// `e^x` rounded once to f32 (the standalone kernel; scales `2^k` in two normal steps).
+#[inline(always)]
+pub fn exp32_v<S: Simd>(s: S, x: S::F) -> S::F {
+    // min(x, X_HIGH) keeping NaN: fmin returns the second operand when either is NaN.
+    let x = s.fmin(s.fsplat(X_HIGH), x);
+    let p = exp32_parts(s, x, s.fsplat(0.0));
+    let magic = s.fsplat(MAGIC32);
+    let k = s.fsub(p.k_magic, magic);
+    let ka = s.fmin(s.fsplat(100.0), s.fmax(s.fsplat(-100.0), k));
+    let kb = s.fsub(k, ka);
+    let pa = s.fpow2_from_magic(s.fadd(ka, magic), 0);
+    let pb = s.fpow2_from_magic(s.fadd(kb, magic), 0);
+    // 1 + t0 + c with one rounding: Fast2Sum of 1 + t0 (|t0| < 1) keeps its error in `lo`.
+    let one = s.fsplat(1.0);
+    let hi = s.fadd(one, p.t0);
+    let lo = s.fadd(s.fsub(one, hi), p.t0);
+    let y = s.fadd(hi, s.fadd(lo, p.c));
+    // Rounding y·2^kb·2^ka happens once more in the subnormal range only, where y's error is
+    // far below the subnormal ULP.
+    s.fmul(s.fmul(y, pb), pa)
+}
+
+struct Exp32Slice<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for Exp32Slice<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let n = self.x.len();
+        let body = n - n % S::LANES32;
+        let (xp, op) = (self.x.as_ptr(), self.out.as_mut_ptr());
+        let mut i = 0;
+        while i < body {
+            // SAFETY: i + LANES32 <= n for both slices.
+            unsafe { s.fstore(op.add(i), exp32_v(s, s.fload(xp.add(i)))) };
+            i += S::LANES32;
+        }
+        for j in body..n {
+            let mut lane = [0.0f32; 16];
+            // SAFETY: `lane` holds 16 >= LANES32 floats.
+            unsafe { s.fstore(lane.as_mut_ptr(), exp32_v(s, s.fsplat(self.x[j]))) };
+            self.out[j] = lane[0];
+        }
+    }
+}
+
+/// `out[i] = e^x[i]` with the f32-lane kernel (≤ 1 ULP), on the active SIMD path.
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn exp32_f32(x: &[f32], out: &mut [f32]) -> Result<(), String> {
+    let isa = crate::simd::active_isa()?;
+    exp32_on(isa, x, out);
+    Ok(())
+}
+
+/// [`exp32_f32`] on a given ISA.
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn exp32_on(isa: crate::simd::Isa, x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "exp: input and output lengths differ");
+    crate::simd::dispatch(isa, Exp32Slice { x, out });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::Isa;
+    use rayon::prelude::*;
+
+    fn ulp_err(got: f32, exact: f64) -> f64 {
+        if got as f64 == exact || (got.is_nan() && exact.is_nan()) {
+            return 0.0;
+        }
+        if got.is_infinite() || exact > f32::MAX as f64 {
+            return if (exact as f32) == got {
+                0.0
+            } else {
+                f64::INFINITY
+            };
+        }
+        let a = (exact as f32).abs().max(f32::from_bits(1));
+        let ulp = (f32::from_bits(a.to_bits() + 1) - a) as f64;
+        (got as f64 - exact).abs() / ulp
+    }
+
+    fn sweep(isa: Isa, stride: u64) -> (f64, u32) {
+        let starts: Vec<u64> = (0..(1u64 << 32))
+            .step_by((1 << 20) * stride as usize)
+            .collect();
+        starts
+            .par_iter()
+            .map(|&start| {
+                let xs: Vec<f32> = (0..(1u64 << 20))
+                    .map(|k| start + k * stride)
+                    .filter(|&b| b < (1u64 << 32))
+                    .map(|b| f32::from_bits(b as u32))
+                    .collect();
+                let mut out = vec![0.0f32; xs.len()];
+                exp32_on(isa, &xs, &mut out);
+                let mut worst = (0.0f64, 0u32);
+                for (x, y) in xs.iter().zip(&out) {
+                    let e = ulp_err(*y, (*x as f64).exp());
+                    if e > worst.0 || e.is_nan() {
+                        worst = (e, x.to_bits());
+                    }
+                }
+                worst
+            })
+            .reduce(|| (0.0, 0), |a, b| if b.0 > a.0 { b } else { a })
+    }
+
+    #[test]
+    fn exp32_within_one_ulp_sampled() {
+        for isa in Isa::supported() {
+            let (worst, at) = sweep(isa, 61);
+            assert!(
+                worst <= 1.0,
+                "{isa:?}: {worst} ULP at {:e}",
+                f32::from_bits(at)
+            );
+        }
+    }
+
+    /// All 2^32 inputs: `make test-exhaustive` (release mode, a few minutes on 2 cores).
+    #[test]
+    #[ignore = "exhaustive: run with `cargo test --release -- --ignored exhaustive`"]
+    fn exp32_exhaustive() {
+        for isa in Isa::supported() {
+            let (worst, at) = sweep(isa, 1);
+            println!(
+                "exp32 {}: max {worst:.6} ULP at {:e}",
+                isa.name(),
+                f32::from_bits(at)
+            );
+            assert!(
+                worst <= 1.0,
+                "{isa:?}: {worst} ULP at {:e}",
+                f32::from_bits(at)
+            );
+        }
+    }
+
+    #[test]
+    fn exp32_special_values() {
+        for isa in Isa::supported() {
+            let xs = [
+                f32::NAN,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                89.0,
+                -104.0,
+                0.0,
+                -0.0,
+                88.7,
+            ];
+            let mut out = [0.0f32; 8];
+            exp32_on(isa, &xs, &mut out);
+            assert!(out[0].is_nan());
+            assert_eq!(
+                &out[1..7],
+                &[f32::INFINITY, 0.0, f32::INFINITY, 0.0, 1.0, 1.0]
+            );
+            assert!(out[7].is_finite() && out[7] > 3e38);
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    #[test]
+    #[ignore = "timing probe"]
+    fn exp32_throughput() {
+        let x: Vec<f32> = (0..4_000_000)
+            .map(|i| -((i % 1000) as f32) * 0.05)
+            .collect();
+        let mut out = vec![0.0f32; x.len()];
+        for isa in crate::simd::Isa::supported() {
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                super::exp32_on(isa, &x, &mut out);
+            }
+            let ns = t.elapsed().as_nanos() as f64 / 20.0 / x.len() as f64;
+            println!("exp32 {}: {ns:.3} ns/element", isa.name());
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                crate::math::exp::exp_slice_on(isa, &x, &mut out);
+            }
+            let ns = t.elapsed().as_nanos() as f64 / 20.0 / x.len() as f64;
+            println!("exp (f64 lanes) for f32 {}: {ns:.3} ns/element", isa.name());
+        }
+    }
+}
