@@ -170,26 +170,27 @@ fn shifted<S: Simd>(s: S, x: S::F, m: S::F, neg_m: S::F) -> (S::F, S::F) {
     (d, s.fmax(lo, s.fsplat(-1.0)))
 }
 
-struct SumOp<S: Simd> {
+/// `STASH`: softmax (keep every `2^(k+64)(1 + t)`); else logsumexp / log_softmax (max entries
+/// counted apart). A compile-time switch keeps the branch out of the hot loop.
+struct SumOp<S: Simd, const STASH: bool> {
     m: S::F,
     neg_m: S::F,
     acc: [S::V; VLANES],
     ties: [S::F; VLANES],
-    /// Where the next chunk's `2^(k+64)(1 + t)` go (softmax), or null (ties kept apart).
+    /// Where the next chunk's `2^(k+64)(1 + t)` go (`STASH` only).
     stash: *mut f64,
 }
 
-impl<S: Simd> ChunkOp<S> for SumOp<S> {
+impl<S: Simd, const STASH: bool> ChunkOp<S> for SumOp<S, STASH> {
     #[inline(always)]
     unsafe fn chunk(&mut self, s: S, v: &[S::F; VLANES], _out: *mut f32) {
         let zero = s.fsplat(0.0);
-        let keep_ties_apart = self.stash.is_null();
         for j in 0..nf::<S>() {
             let (d_hi, d_lo) = shifted(s, v[j], self.m, self.neg_m);
             let p = exp32_parts(s, d_hi, d_lo);
             let t = p.t(s);
             let mut p2 = s.fpow2_from_magic(p.k_magic, 64);
-            if keep_ties_apart {
+            if !STASH {
                 // Max entries (d = 0) are counted, not summed; clamped ones contribute 0.
                 let at_max = s.feq(d_hi, zero);
                 self.ties[j] = s.fadd(self.ties[j], s.fkeep(at_max, s.fsplat(1.0)));
@@ -201,36 +202,35 @@ impl<S: Simd> ChunkOp<S> for SumOp<S> {
                 let e = s.fma(s.widen(t, i), pw, pw);
                 let a = j * ratio::<S>() + i;
                 self.acc[a] = s.add(self.acc[a], e);
-                if !keep_ties_apart {
+                if STASH {
                     // SAFETY: the stash is padded to hold whole chunks (see `row_sum`).
                     unsafe { s.store_f64(self.stash.add(a * S::LANES), e) };
                 }
             }
         }
-        if !keep_ties_apart {
+        if STASH {
             // SAFETY: as above; the next chunk starts VLANES doubles later.
             self.stash = unsafe { self.stash.add(VLANES) };
         }
     }
 }
 
-/// Pass 2: `S = Σ e^{x_i − m}`. With a non-null `stash` (softmax), `2⁶⁴·e^{x_i − m}` is also
+/// Pass 2: `S = Σ e^{x_i − m}`. With `STASH` (softmax), `2⁶⁴·e^{x_i − m}` is also
 /// written to `stash[i]`, exactly as summed, and the returned sum is scaled by 2⁶⁴ too;
 /// otherwise the max entries are counted apart for the `log1p` form.
 ///
 /// # Safety
-/// `x` readable for `n` floats; a non-null `stash` writable for `n + VLANES` doubles;
+/// `x` readable for `n` floats; with `STASH`, `stash` writable for `n + VLANES` doubles;
 /// `m` finite.
 #[inline(always)]
-pub(crate) unsafe fn row_sum<S: Simd>(
+pub(crate) unsafe fn row_sum<S: Simd, const STASH: bool>(
     s: S,
     x: *const f32,
     n: usize,
     m: f32,
     stash: *mut f64,
 ) -> ExpSum {
-    let keep_ties_apart = stash.is_null();
-    let mut op = SumOp::<S> {
+    let mut op = SumOp::<S, STASH> {
         m: s.fsplat(m),
         neg_m: s.fsplat(-m),
         acc: [s.splat(0.0); VLANES],
@@ -241,7 +241,7 @@ pub(crate) unsafe fn row_sum<S: Simd>(
     unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
     let (acc, ties) = (op.acc, op.ties);
     let total = tree(spill64(s, &acc), |a, b| a + b);
-    if !keep_ties_apart {
+    if STASH {
         return ExpSum {
             hi: total,
             lo: 0.0,
@@ -315,7 +315,7 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> f64 {
     if !m.is_finite() {
         return m as f64; // +inf, or -inf for empty / all -inf rows
     }
-    let sum = unsafe { row_sum(s, x, n, m, std::ptr::null_mut()) };
+    let sum = unsafe { row_sum::<S, false>(s, x, n, m, std::ptr::null_mut()) };
     m as f64 + sum.ln()
 }
 
@@ -342,13 +342,13 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         return;
     }
     if log {
-        let sum = unsafe { row_sum(s, x, n, m, std::ptr::null_mut()) };
+        let sum = unsafe { row_sum::<S, false>(s, x, n, m, std::ptr::null_mut()) };
         unsafe { write_log_softmax(s, x, out, n, m, sum.ln()) };
     } else {
         // The exact exponentials wait in the stash; each output is rounded once.
         stash.resize(n + VLANES, 0.0);
         let sp = stash.as_mut_ptr();
-        let sum = unsafe { row_sum(s, x, n, m, sp) };
+        let sum = unsafe { row_sum::<S, true>(s, x, n, m, sp) };
         unsafe { super::rows::write_scaled::<S, f32>(s, sp, out, n, 1.0 / sum.hi) };
     }
 }
