@@ -126,20 +126,86 @@ struct RowsJob<E> {
     rows: Range<usize>,
 }
 
-/// A contiguous pointer to row `r` of `v`: the row itself when its stride is 1, else a copy in
-/// `buf`.
+/// Rows are handled in tiles of up to this many: with a contiguous inner axis (a reduction
+/// along axis 0, say) a tile's elements at one reduction index are adjacent in memory, so the
+/// tile is transposed into a row buffer with 256-byte (float32) runs instead of one strided
+/// element at a time.
+const TILE: usize = 64;
+
+/// Copy rows `r0 .. r0 + count` of `v` (which share one `outer` index) into `buf`, row-major.
 ///
 /// # Safety
-/// Row `r` of `v` must be readable.
-unsafe fn row_ptr<E: Element>(v: &Raw3<E>, r: usize, buf: &mut Vec<E>) -> *const E {
-    let p = v.row(r);
-    if v.s_n == 1 {
-        return p;
-    }
+/// The rows must be readable.
+unsafe fn gather_tile<E: Element>(v: &Raw3<E>, r0: usize, count: usize, buf: &mut Vec<E>) {
+    let n = v.n;
     buf.clear();
-    // SAFETY: element i of the row is p + i·s_n, inside the viewed array.
-    buf.extend((0..v.n).map(|i| unsafe { *p.wrapping_offset(i as isize * v.s_n) }));
-    buf.as_ptr()
+    buf.reserve(count * n);
+    let dst = buf.as_mut_ptr();
+    let base = v.row(r0);
+    // SAFETY (both loops): element i of row r0 + b is base + i·s_n + b·s_inner, inside the
+    // view; `buf` has capacity count·n.
+    unsafe {
+        if count > 1 && v.s_inner == 1 {
+            for i in 0..n {
+                let src = base.offset(i as isize * v.s_n);
+                for b in 0..count {
+                    *dst.add(b * n + i) = *src.add(b);
+                }
+            }
+        } else {
+            for b in 0..count {
+                let src = base.offset(b as isize * v.s_inner);
+                for i in 0..n {
+                    *dst.add(b * n + i) = *src.offset(i as isize * v.s_n);
+                }
+            }
+        }
+        buf.set_len(count * n);
+    }
+}
+
+/// The inverse of [`gather_tile`].
+///
+/// # Safety
+/// The rows must be writable and `buf` must hold `count · n` elements.
+unsafe fn scatter_tile<E: Element>(v: &Raw3<E>, r0: usize, count: usize, buf: &[E]) {
+    let n = v.n;
+    let base = v.row(r0);
+    assert!(buf.len() >= count * n);
+    let src = buf.as_ptr();
+    // SAFETY: as in gather_tile, for writing; `buf` holds count·n elements (checked above).
+    unsafe {
+        if count > 1 && v.s_inner == 1 {
+            for i in 0..n {
+                let dst = base.offset(i as isize * v.s_n);
+                for b in 0..count {
+                    *dst.add(b) = *src.add(b * n + i);
+                }
+            }
+        } else {
+            for b in 0..count {
+                let dst = base.offset(b as isize * v.s_inner);
+                for i in 0..n {
+                    *dst.offset(i as isize * v.s_n) = *src.add(b * n + i);
+                }
+            }
+        }
+    }
+}
+
+/// Split `rows` into tiles of at most [`TILE`] rows that share one `outer` index.
+fn tiles(rows: Range<usize>, inner: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut r = rows.start;
+    std::iter::from_fn(move || {
+        if r >= rows.end {
+            return None;
+        }
+        let next_outer = (r / inner + 1) * inner;
+        let count = TILE.min(rows.end - r).min(next_outer - r);
+        let tile = (r, count);
+        r += count;
+        Some(tile)
+    })
 }
 
 impl<E: Element> WithSimd for RowsJob<E> {
@@ -154,50 +220,55 @@ impl<E: Element> WithSimd for RowsJob<E> {
         // in bounds, and no other task touches these rows.
         match self.task {
             Task::Lse { x, out } => {
-                for r in self.rows {
+                for (r0, count) in tiles(self.rows, x.inner) {
                     unsafe {
-                        let xp = row_ptr(&x, r, &mut xbuf);
-                        *out.at(r) = E::from_f64(rows::lse_row::<S, E>(s, xp, x.n));
+                        let n = x.n;
+                        let (xp, step) = if x.s_n == 1 {
+                            (x.row(r0) as *const E, None)
+                        } else {
+                            gather_tile(&x, r0, count, &mut xbuf);
+                            (xbuf.as_ptr(), Some(n))
+                        };
+                        for b in 0..count {
+                            let row = match step {
+                                None => x.row(r0 + b) as *const E,
+                                Some(n) => xp.add(b * n),
+                            };
+                            *out.at(r0 + b) = E::from_f64(rows::lse_row::<S, E>(s, row, n));
+                        }
                     }
                 }
             }
             Task::LseWeighted { x, w, out, sign } => {
-                for r in self.rows {
+                for (r0, count) in tiles(self.rows, x.inner) {
                     unsafe {
-                        let xp = row_ptr(&x, r, &mut xbuf);
-                        let wp = row_ptr(&w, r, &mut wbuf);
-                        let (v, sg) = rows::lse_row_weighted::<S, E>(s, xp, wp, x.n);
-                        *out.at(r) = E::from_f64(v);
-                        *sign.at(r) = E::from_f64(sg);
+                        gather_tile(&x, r0, count, &mut xbuf);
+                        gather_tile(&w, r0, count, &mut wbuf);
+                        for b in 0..count {
+                            let (xp, wp) = (xbuf.as_ptr().add(b * x.n), wbuf.as_ptr().add(b * x.n));
+                            let (v, sg) = rows::lse_row_weighted::<S, E>(s, xp, wp, x.n);
+                            *out.at(r0 + b) = E::from_f64(v);
+                            *sign.at(r0 + b) = E::from_f64(sg);
+                        }
                     }
                 }
             }
             Task::Softmax { x, out, sc, log } => {
-                for r in self.rows {
+                for (r0, count) in tiles(self.rows, x.inner) {
                     unsafe {
                         if x.s_n == 1 && out.s_n == 1 {
-                            rows::softmax_row::<S, E>(
-                                s,
-                                x.row(r),
-                                out.row(r),
-                                x.n,
-                                sc,
-                                log,
-                                &mut stash,
-                            );
+                            for r in r0..r0 + count {
+                                let (xp, op) = (x.row(r), out.row(r));
+                                rows::softmax_row::<S, E>(s, xp, op, x.n, sc, log, &mut stash);
+                            }
                         } else {
                             // Gather, normalise the copy in place, scatter.
-                            row_ptr(&x, r, &mut xbuf);
-                            if x.s_n == 1 {
-                                xbuf.clear();
-                                xbuf.extend_from_slice(std::slice::from_raw_parts(x.row(r), x.n));
+                            gather_tile(&x, r0, count, &mut xbuf);
+                            for b in 0..count {
+                                let bp = xbuf.as_mut_ptr().add(b * x.n);
+                                rows::softmax_row::<S, E>(s, bp, bp, x.n, sc, log, &mut stash);
                             }
-                            let bp = xbuf.as_mut_ptr();
-                            rows::softmax_row::<S, E>(s, bp, bp, x.n, sc, log, &mut stash);
-                            let op = out.row(r);
-                            for (i, v) in xbuf.iter().enumerate() {
-                                *op.wrapping_offset(i as isize * out.s_n) = *v;
-                            }
+                            scatter_tile(&out, r0, count, &xbuf);
                         }
                     }
                 }
