@@ -229,6 +229,11 @@ def logsumexp(
     >>> logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    if type(axis) is int and b is None and where is None and not return_sign and not keepdims:
+        # The common call, handled in Rust end to end (None: needs the general path below).
+        res = _core.logsumexp_axis(a, axis)
+        if res is not None:
+            return res[()] if res.ndim == 0 else res
     arr = _as_array(a, "a")
     compute, result = _dtypes(arr.dtype, "a")
     weights = None
@@ -310,6 +315,11 @@ def _promote_result(r1: np.dtype[Any], r2: np.dtype[Any]) -> np.dtype[Any]:
 def _normalize(
     x: Any, axis: Any, temperature: Any, where: Any, out: Any, *, log: bool, name: str
 ) -> Any:
+    if type(axis) is int and out is None and where is None and temperature == 1:
+        # The common call, handled in Rust end to end (None: needs the general path below).
+        res = _core.softmax_axis(x, axis, log)
+        if res is not None:
+            return res
     arr = _as_array(x, "x")
     compute, result = _dtypes(arr.dtype, "x")
     t = _check_temperature(temperature)

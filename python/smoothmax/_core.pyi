@@ -10,10 +10,12 @@ __all__ = [
     "force_simd",
     "get_num_threads",
     "logsumexp_3d",
+    "logsumexp_axis",
     "logsumexp_weighted_3d",
     "set_num_threads",
     "simd_level",
     "softmax_3d",
+    "softmax_axis",
     "supported_simd",
 ]
 __version__: str
@@ -37,6 +39,14 @@ def softmax_3d(
     log: bool,
 ) -> None:
     """softmax (or log_softmax) of ``x`` along axis 1 into ``out``; ``x=None`` works in place."""
+
+def softmax_axis(x: object, axis: int, log: bool) -> npt.NDArray[np.floating] | None:
+    """softmax (or log_softmax) of a native float32/float64 array along ``axis``, or ``None``
+    when the call needs the general path (other dtypes, strides that do not merge)."""
+
+def logsumexp_axis(x: object, axis: int) -> npt.NDArray[np.floating] | None:
+    """logsumexp of a native float32/float64 array along ``axis`` (removed), or ``None`` when
+    the call needs the general path."""
 
 def exp_1d(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None:
     """The vector exp kernel on contiguous 1-D arrays (for accuracy tests)."""

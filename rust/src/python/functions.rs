@@ -1,7 +1,9 @@
 //! The functions of `smoothmax._core`: extract → kernel (GIL released) → return.
 
+use ndarray::ArrayView3;
 use numpy::{
-    PyReadonlyArray1, PyReadonlyArray3, PyReadwriteArray1, PyReadwriteArray2, PyReadwriteArray3,
+    PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray3, PyReadwriteArray1,
+    PyReadwriteArray2, PyReadwriteArray3, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -181,4 +183,132 @@ pub(crate) fn set_num_threads(n: i64) -> PyResult<()> {
 #[pyfunction]
 pub(crate) fn get_num_threads() -> usize {
     threads::get_num_threads()
+}
+
+/// `(outer, n, inner)` and element strides of `arr` reduced along `axis`, when the dimensions
+/// before and after `axis` merge without a copy and no stride is negative; `None` otherwise.
+fn rows_of(shape: &[usize], strides: &[isize], axis: isize) -> Option<([usize; 3], [usize; 3])> {
+    let ndim = shape.len() as isize;
+    if ndim == 0 || !(-ndim..ndim).contains(&axis) {
+        return None;
+    }
+    let k = axis.rem_euclid(ndim) as usize;
+    // A run of dimensions merges when each kept (size > 1) stride is the next one's times its
+    // extent; the merged stride is the innermost kept one.
+    let merge = |dims: std::ops::Range<usize>| -> Option<(usize, usize)> {
+        let mut size = 1usize;
+        let mut stride: Option<isize> = None;
+        for d in dims.rev() {
+            if shape[d] == 1 {
+                continue;
+            }
+            match stride {
+                None => stride = Some(strides[d]),
+                Some(_) if strides[d] != strides_inner(shape, strides, d) => return None,
+                _ => {}
+            }
+            size *= shape[d];
+        }
+        let st = stride.unwrap_or(0);
+        (st >= 0).then_some((size, st as usize))
+    };
+    let (outer, so) = merge(0..k)?;
+    let (inner, si) = merge(k + 1..shape.len())?;
+    let sn = strides[k];
+    (sn >= 0).then_some(([outer, shape[k], inner], [so, sn as usize, si]))
+}
+
+/// The stride a dimension `d` must have to merge with the kept dimensions after it.
+fn strides_inner(shape: &[usize], strides: &[isize], d: usize) -> isize {
+    (d + 1..shape.len())
+        .find(|&e| shape[e] != 1)
+        .map_or(strides[d], |e| strides[e] * shape[e] as isize)
+}
+
+fn element_strides<T>(strides: &[isize]) -> Vec<isize> {
+    strides
+        .iter()
+        .map(|s| s / std::mem::size_of::<T>() as isize)
+        .collect()
+}
+
+/// The rows fast path for one dtype: `log = Some(..)` for softmax / log_softmax (result in the
+/// input's shape), `None` for logsumexp (the axis removed).
+fn rows_fast<'py, T>(
+    py: Python<'py>,
+    arr: &Bound<'py, PyArrayDyn<T>>,
+    axis: isize,
+    log: Option<bool>,
+) -> PyResult<Option<Bound<'py, PyAny>>>
+where
+    T: numpy::Element + crate::simd::Element,
+{
+    let x = arr.readonly();
+    let Some((dims, st)) = rows_of(x.shape(), &element_strides::<T>(arr.strides()), axis) else {
+        return Ok(None);
+    };
+    // SAFETY: dims/strides come from rows_of on x itself; the borrow keeps x alive.
+    let xv = unsafe {
+        use ndarray::ShapeBuilder;
+        ArrayView3::from_shape_ptr(dims.strides(st), x.data())
+    };
+    let internal = |e: ndarray::ShapeError| PyValueError::new_err(format!("internal: {e}"));
+    let mut shape = x.shape().to_vec();
+    if log.is_none() {
+        shape.remove(axis.rem_euclid(shape.len() as isize) as usize);
+    }
+    // SAFETY: every element is written by the kernel before the array is returned.
+    let out = unsafe { PyArrayDyn::<T>::new(py, shape, false) };
+    {
+        let mut o = out.readwrite();
+        let ov = o.as_array_mut();
+        match log {
+            Some(log) => {
+                let ov = ov.into_shape_with_order(dims).map_err(internal)?;
+                detached(py, move || kernels::softmax(xv, ov, 1.0, log))?;
+            }
+            None => {
+                let ov = ov
+                    .into_shape_with_order((dims[0], dims[2]))
+                    .map_err(internal)?;
+                detached(py, move || kernels::logsumexp(xv, ov))?;
+            }
+        }
+    }
+    Ok(Some(out.into_any()))
+}
+
+/// softmax / log_softmax of a native float32/float64 array along one axis, or `None` when the
+/// call needs the general path (dtype, byte order, strides); allocates the C-ordered result.
+#[pyfunction]
+pub(crate) fn softmax_axis<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    axis: isize,
+    log: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Ok(arr) = x.cast::<PyArrayDyn<f32>>() {
+        return rows_fast(py, arr, axis, Some(log));
+    }
+    if let Ok(arr) = x.cast::<PyArrayDyn<f64>>() {
+        return rows_fast(py, arr, axis, Some(log));
+    }
+    Ok(None)
+}
+
+/// logsumexp of a native float32/float64 array along one axis (removed), or `None` when the
+/// call needs the general path.
+#[pyfunction]
+pub(crate) fn logsumexp_axis<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    axis: isize,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Ok(arr) = x.cast::<PyArrayDyn<f32>>() {
+        return rows_fast(py, arr, axis, None);
+    }
+    if let Ok(arr) = x.cast::<PyArrayDyn<f64>>() {
+        return rows_fast(py, arr, axis, None);
+    }
+    Ok(None)
 }

@@ -21,6 +21,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::logsumexp_3d, m)?)?;
     m.add_function(wrap_pyfunction!(functions::logsumexp_weighted_3d, m)?)?;
     m.add_function(wrap_pyfunction!(functions::softmax_3d, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::softmax_axis, m)?)?;
+    m.add_function(wrap_pyfunction!(functions::logsumexp_axis, m)?)?;
     m.add_function(wrap_pyfunction!(functions::exp_1d, m)?)?;
     m.add_function(wrap_pyfunction!(functions::simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(functions::supported_simd, m)?)?;
