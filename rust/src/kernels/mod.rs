@@ -17,6 +17,7 @@
 //! module docs of [`rows`](self::rows): NaN → the row is NaN; `+inf` entries share the mass;
 //! rows without finite mass give `−inf` / zeros / `−inf`.
 
+pub(crate) mod cols32;
 pub(crate) mod rows;
 pub(crate) mod rows32;
 
@@ -25,8 +26,9 @@ use std::ops::Range;
 use ndarray::{ArrayView3, ArrayViewMut2, ArrayViewMut3};
 
 use crate::error::KernelError;
-use crate::simd::{active_isa, dispatch, Element, Isa, Simd, WithSimd};
+use crate::simd::{active_isa, dispatch, Element, Isa, Simd, WithSimd, VLANES};
 use crate::threads::for_row_ranges;
+use cols32::ColOp;
 pub(crate) use rows::Scaling;
 
 /// A raw 3-D strided view `(outer, n, inner)` (strides in elements, any sign).
@@ -193,15 +195,95 @@ unsafe fn scatter_tile<E: Element>(v: &Raw3<E>, r0: usize, count: usize, buf: &[
     }
 }
 
-/// Split `rows` into tiles of at most [`TILE`] rows that share one `outer` index.
-fn tiles(rows: Range<usize>, inner: usize) -> impl Iterator<Item = (usize, usize)> {
+/// Contiguous float32 rows up to this length go to the column kernel, 16 rows at a time.
+const SHORT_ROW: usize = 32;
+
+/// Copy rows `r0 .. r0 + count` (≤ 16) of `v` into `buf` as `n × 16` (element `i` of row `b`
+/// at `i·16 + b`), padding missing rows with `−inf`.
+///
+/// # Safety
+/// The rows must be readable.
+unsafe fn gather_cols<E: Element>(v: &Raw3<E>, r0: usize, count: usize, buf: &mut Vec<E>) {
+    let n = v.n;
+    buf.clear();
+    buf.resize(n * VLANES, E::from_f64(f64::NEG_INFINITY));
+    // Rows of one `outer` index are s_inner apart: one pointer serves them all.
+    let same_outer = (r0 % v.inner) + count <= v.inner;
+    let dst = buf.as_mut_ptr();
+    // SAFETY: element i of row r is row(r) + i·s_n, inside the view; dst holds n·16.
+    unsafe {
+        if same_outer {
+            let base = v.row(r0);
+            for i in 0..n {
+                let src = base.offset(i as isize * v.s_n);
+                for b in 0..count {
+                    *dst.add(i * VLANES + b) = *src.offset(b as isize * v.s_inner);
+                }
+            }
+        } else {
+            for b in 0..count {
+                let src = v.row(r0 + b);
+                for i in 0..n {
+                    *dst.add(i * VLANES + b) = *src.offset(i as isize * v.s_n);
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`gather_cols`] (padding rows are dropped).
+///
+/// # Safety
+/// The rows must be writable; `buf` must hold `n · 16` elements.
+unsafe fn scatter_cols<E: Element>(v: &Raw3<E>, r0: usize, count: usize, buf: &[E]) {
+    let n = v.n;
+    assert!(buf.len() >= n * VLANES);
+    let same_outer = (r0 % v.inner) + count <= v.inner;
+    let src = buf.as_ptr();
+    // SAFETY: as in gather_cols, for writing; `buf` holds n·16 elements (checked above).
+    unsafe {
+        if same_outer {
+            let base = v.row(r0);
+            for i in 0..n {
+                let dst = base.offset(i as isize * v.s_n);
+                for b in 0..count {
+                    *dst.offset(b as isize * v.s_inner) = *src.add(i * VLANES + b);
+                }
+            }
+        } else {
+            for b in 0..count {
+                let dst = v.row(r0 + b);
+                for i in 0..n {
+                    *dst.offset(i as isize * v.s_n) = *src.add(i * VLANES + b);
+                }
+            }
+        }
+    }
+}
+
+/// `rows` in consecutive tiles of at most `max` rows (any `outer` indices).
+fn chunks_of(rows: Range<usize>, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    rows.clone()
+        .step_by(max)
+        .map(move |r| (r, max.min(rows.end - r)))
+}
+
+/// Whether float32 rows of this layout go to the column kernel: short rows, or rows whose
+/// neighbours are adjacent in memory (a reduction along a non-last axis). Long rows with a
+/// stride of their own (`x[:, ::2]`) do better gathered one by one into the row kernel.
+fn use_columns<E: Element>(x: &Raw3<E>) -> bool {
+    !E::IS_F64 && (x.n <= SHORT_ROW || (x.s_n != 1 && x.s_inner == 1 && x.inner >= VLANES))
+}
+
+/// Split `rows` into tiles of at most `max` rows that share one `outer` index.
+fn tiles(rows: Range<usize>, inner: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
     let mut r = rows.start;
     std::iter::from_fn(move || {
         if r >= rows.end {
             return None;
         }
         let next_outer = (r / inner + 1) * inner;
-        let count = TILE.min(rows.end - r).min(next_outer - r);
+        let count = max.min(rows.end - r).min(next_outer - r);
         let tile = (r, count);
         r += count;
         Some(tile)
@@ -219,8 +301,22 @@ impl<E: Element> WithSimd for RowsJob<E> {
         // SAFETY (whole body): the Raw views come from live views whose rows `self.rows` are
         // in bounds, and no other task touches these rows.
         match self.task {
+            Task::Lse { x, out } if use_columns(&x) => {
+                let mut lse = [0.0f64; VLANES];
+                for (r0, count) in chunks_of(self.rows, VLANES) {
+                    unsafe {
+                        gather_cols(&x, r0, count, &mut xbuf);
+                        // SAFETY: E is f32 (use_columns checked it).
+                        let tile = xbuf.as_mut_ptr().cast::<f32>();
+                        cols32::tile::<S>(s, tile, x.n, ColOp::Lse, &mut lse, &mut stash);
+                        for (b, v) in lse.iter().enumerate().take(count) {
+                            *out.at(r0 + b) = E::from_f64(*v);
+                        }
+                    }
+                }
+            }
             Task::Lse { x, out } => {
-                for (r0, count) in tiles(self.rows, x.inner) {
+                for (r0, count) in tiles(self.rows, x.inner, TILE) {
                     unsafe {
                         let n = x.n;
                         let (xp, step) = if x.s_n == 1 {
@@ -240,7 +336,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 }
             }
             Task::LseWeighted { x, w, out, sign } => {
-                for (r0, count) in tiles(self.rows, x.inner) {
+                for (r0, count) in tiles(self.rows, x.inner, TILE) {
                     unsafe {
                         gather_tile(&x, r0, count, &mut xbuf);
                         gather_tile(&w, r0, count, &mut wbuf);
@@ -253,8 +349,25 @@ impl<E: Element> WithSimd for RowsJob<E> {
                     }
                 }
             }
+            Task::Softmax { x, out, sc, log } if !sc.active && use_columns(&x) => {
+                let op = if log {
+                    ColOp::LogSoftmax
+                } else {
+                    ColOp::Softmax
+                };
+                let mut unused = [0.0f64; VLANES];
+                for (r0, count) in chunks_of(self.rows, VLANES) {
+                    unsafe {
+                        gather_cols(&x, r0, count, &mut xbuf);
+                        // SAFETY: E is f32 (use_columns checked it).
+                        let tile = xbuf.as_mut_ptr().cast::<f32>();
+                        cols32::tile::<S>(s, tile, x.n, op, &mut unused, &mut stash);
+                        scatter_cols(&out, r0, count, &xbuf);
+                    }
+                }
+            }
             Task::Softmax { x, out, sc, log } => {
-                for (r0, count) in tiles(self.rows, x.inner) {
+                for (r0, count) in tiles(self.rows, x.inner, TILE) {
                     unsafe {
                         if x.s_n == 1 && out.s_n == 1 {
                             for r in r0..r0 + count {

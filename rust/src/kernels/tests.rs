@@ -387,3 +387,78 @@ fn lse32_timing() {
         );
     }
 }
+
+#[test]
+fn column_kernel_matches_rows_and_is_isa_independent() {
+    // Reductions along axis 1 of (3, n, 21): the inner axis is contiguous, so float32 goes to
+    // the column kernel; lanes 0..3 hold a NaN, a +inf pair and all −inf.
+    let mut rng = rng();
+    for n in [1usize, 2, 7, 16, 37] {
+        let mut a =
+            Array3::from_shape_vec((3, n, 21), as_f32(&row(3 * n * 21, 30.0, &mut rng))).unwrap();
+        a[[0, n / 2, 0]] = f32::NAN;
+        a[[1, 0, 1]] = f32::INFINITY;
+        a[[1, n - 1, 1]] = f32::INFINITY;
+        for i in 0..n {
+            a[[2, i, 2]] = f32::NEG_INFINITY;
+        }
+        let mut results = Vec::new();
+        for isa in Isa::supported() {
+            let mut lse = Array2::<f32>::zeros((3, 21));
+            logsumexp_on(isa, a.view(), lse.view_mut()).unwrap();
+            let mut sm = a.clone();
+            softmax_inplace_on(isa, sm.view_mut(), 1.0, false).unwrap();
+            let mut lsm = a.clone();
+            softmax_inplace_on(isa, lsm.view_mut(), 1.0, true).unwrap();
+            results.push((isa, lse, sm, lsm));
+        }
+        let (_, lse0, sm0, lsm0) = &results[0];
+        for (isa, lse, sm, lsm) in &results[1..] {
+            let same = |x: &[f32], y: &[f32]| bits(x) == bits(y);
+            assert!(
+                same(lse.as_slice().unwrap(), lse0.as_slice().unwrap()),
+                "{isa:?} lse"
+            );
+            assert!(
+                same(sm.as_slice().unwrap(), sm0.as_slice().unwrap()),
+                "{isa:?} softmax"
+            );
+            assert!(
+                same(lsm.as_slice().unwrap(), lsm0.as_slice().unwrap()),
+                "{isa:?} log"
+            );
+        }
+        for o in 0..3 {
+            for j in 0..21 {
+                let r: Vec<f32> = a.slice(s![o, .., j]).to_vec();
+                let (mut e, mut le) = (vec![0.0f32; n], vec![0.0f32; n]);
+                softmax_slice_on(Isa::Scalar, &r, &mut e, 1.0, false);
+                softmax_slice_on(Isa::Scalar, &r, &mut le, 1.0, true);
+                let got: Vec<f32> = sm0.slice(s![o, .., j]).to_vec();
+                let got_l: Vec<f32> = lsm0.slice(s![o, .., j]).to_vec();
+                let lse_row = logsumexp_slice_on(Isa::Scalar, &r);
+                for i in 0..n {
+                    let close = |g: f32, w: f32| {
+                        (g.is_nan() && w.is_nan())
+                            || g == w
+                            || ((g - w).abs() as f64) <= 4.0 * (w.abs() as f64) * 1.2e-7
+                    };
+                    assert!(
+                        close(got[i], e[i]),
+                        "softmax n={n} ({o},{i},{j}): {} vs {}",
+                        got[i],
+                        e[i]
+                    );
+                    assert!(close(got_l[i], le[i]), "log n={n} ({o},{i},{j})");
+                }
+                let g = lse0[[o, j]];
+                assert!(
+                    (g.is_nan() && lse_row.is_nan())
+                        || g == lse_row
+                        || ((g - lse_row).abs() as f64) <= 2.0 * (lse_row.abs() as f64) * 1.2e-7,
+                    "lse n={n} ({o},{j}): {g} vs {lse_row}"
+                );
+            }
+        }
+    }
+}
