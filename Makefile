@@ -30,6 +30,7 @@ lint: ## rustfmt, clippy (with and without the Python bindings), ruff, stub chec
 .PHONY: test-rs
 test-rs: ## Rust kernel tests, every SIMD path this CPU supports (no Python needed)
 	$(CARGO) test --release --no-default-features
+	$(CARGO) bench --no-default-features --no-run
 
 .PHONY: test-py
 test-py: ## Python tests (every SIMD path this CPU supports)
@@ -51,3 +52,7 @@ test-exhaustive: ## exp over all 2^32 float32 inputs on every SIMD path (~3 min 
 .PHONY: bench
 bench: ## The comparison table (add ARGS=--full for the full suite)
 	$(PYTHON) -m smoothmax bench $(ARGS)
+
+.PHONY: bench-rs
+bench-rs: ## Rust kernel benchmarks per SIMD path (divan)
+	$(CARGO) bench --no-default-features --bench kernels
