@@ -54,7 +54,7 @@ __all__ = [
 FUNCTIONS: tuple[str, ...] = ("softmax", "log_softmax", "logsumexp")
 #: Documented accuracy of smoothmax (docstrings of ``_api``), in ULPs of the result dtype.
 ULP_BOUND: dict[tuple[str, str], float] = {
-    ("softmax", "float32"): 1.0,
+    ("softmax", "float32"): 2.0,
     ("softmax", "float64"): 4.0,
     ("log_softmax", "float32"): 1.0,
     ("log_softmax", "float64"): 4.0,
@@ -229,10 +229,15 @@ class _Input:
 
 
 def _inputs(full: bool) -> list[_Input]:
-    quick = [(1, 1000), (1000, 10), (4096, 1000), (64, 32000)]
-    specs = [_Input(s, dt, with_out=full) for s in quick for dt in ("float32", "float64")]
+    quick = [(1, 1000), (1000, 10), (4096, 1000), (64, 32000), (1, 100000)]
+    # Large outputs also get a row with out= preallocated: a fresh multi-MB result costs page
+    # faults on first touch (allocator-dependent), which hides the kernel's own speed.
+    specs = [
+        _Input(s, dt, with_out=full or s[0] * s[1] >= 1_000_000)
+        for s in quick
+        for dt in ("float32", "float64")
+    ]
     if full:
-        specs += [_Input((1, 100000), dt, with_out=True) for dt in ("float32", "float64")]
         specs.append(_Input((256, 128256), "float32", with_out=True))
         specs += [_Input((1000, 4096), dt, axis=0, with_out=True) for dt in ("float32", "float64")]
         specs += [
@@ -525,6 +530,12 @@ def _progress(msg: str) -> None:
         print(f"\r\x1b[K{msg}", end="", file=sys.stderr, flush=True)
 
 
+def default_threads(full: bool) -> list[int]:
+    """One thread for every library (the conditions the targets are stated in); with
+    ``full``, 1 and 2."""
+    return [1, 2] if full else [1]
+
+
 def run(
     *,
     full: bool = False,
@@ -532,11 +543,11 @@ def run(
     samples: int = 5,
     peers: list[Impl] | None = None,
 ) -> list[Result]:
-    """Run the benchmark; ``threads`` defaults to the current smoothmax setting (quick) or
-    1 and 2 threads plus the default (``full``)."""
-    default_threads = smoothmax.get_num_threads()
+    """Run the benchmark; ``threads`` defaults to one thread for every library (quick; the
+    conditions the performance targets are stated in) or 1 and 2 threads (``full``)."""
+    initial_threads = smoothmax.get_num_threads()
     if threads is None:
-        threads = sorted({1, 2, default_threads}) if full else [default_threads]
+        threads = default_threads(full)
     if peers is None:
         peers, _ = _load_peers()
     plain, with_out = SmoothmaxImpl(), SmoothmaxImpl(use_out=True)
@@ -560,7 +571,7 @@ def run(
                 del x
                 gc.collect()
     finally:
-        smoothmax.set_num_threads(default_threads)
+        smoothmax.set_num_threads(initial_threads)
         _progress("")
     return results
 
@@ -862,7 +873,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         type=int,
         help="thread count for smoothmax, torch and onnxruntime "
-        "(default: the smoothmax default; with --full: 1 and 2)",
+        "(default: 1, the conditions of the targets; with --full: 1 and 2)",
     )
 
 
@@ -879,15 +890,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     command = shlex.join(["python", *argv[1:]])
     t0 = time.perf_counter()
     peers, notes = _load_peers()
-    threads = (
-        [args.threads]
-        if args.threads is not None
-        else (
-            sorted({1, 2, smoothmax.get_num_threads()})
-            if args.full
-            else [smoothmax.get_num_threads()]
-        )
-    )
+    threads = [args.threads] if args.threads is not None else default_threads(args.full)
     results = run(full=args.full, threads=threads, peers=peers)
     text = report(results, threads, header(threads, notes, command))
     text += f"\nTotal run time: {time.perf_counter() - t0:.1f} s\n"
