@@ -3,6 +3,7 @@
 //! Rows are independent and each row is computed the same way whatever the split, so results
 //! are bit-identical for every thread count.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -12,9 +13,10 @@ use crate::error::KernelError;
 /// Environment variable read once for the initial thread count.
 pub const THREADS_ENV: &str = "SMOOTHMAX_NUM_THREADS";
 
-/// Work (elements) below which a call runs on the calling thread: a fan-out costs a few µs,
-/// which ~64K elements of softmax outweigh (PyTorch uses 32768, MLAS 16384 per thread).
-pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+/// Work (elements) below which a call runs on the calling thread. Measured with
+/// `benches/threads.py` on the 2-vCPU development VM: at 2¹⁶ elements 2 threads were slower
+/// (×0.92–0.98), from 2¹⁸ usually faster (×1.4); waking an idle vCPU is what costs.
+pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 18;
 
 struct PoolState {
     threads: usize,
@@ -65,7 +67,8 @@ fn pool() -> Option<Arc<ThreadPool>> {
         return None;
     }
     if st.pool.is_none() {
-        let n = st.threads;
+        // The calling thread works too (see `for_row_ranges`): the pool holds the others.
+        let n = st.threads - 1;
         st.pool = ThreadPoolBuilder::new()
             .num_threads(n)
             .thread_name(|i| format!("smoothmax-{i}"))
@@ -92,15 +95,25 @@ where
         task(0..rows);
         return;
     };
-    let threads = pool.current_num_threads();
+    let threads = pool.current_num_threads() + 1;
     // A few ranges per thread balance uneven rows without many tiny tasks.
     let min_rows = (PARALLEL_MIN_ELEMENTS / 4 / row_len.max(1)).max(1);
     let per_task = rows.div_ceil(threads * 4).max(min_rows);
     let tasks = rows.div_ceil(per_task);
-    pool.scope(|scope| {
-        for k in 0..tasks {
-            let task = &task;
-            scope.spawn(move |_| task(k * per_task..((k + 1) * per_task).min(rows)));
+    // Workers and the caller take ranges from one counter: the caller starts at once instead
+    // of waiting for parked workers to wake, and whoever is faster takes more.
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        if k >= tasks {
+            break;
         }
+        task(k * per_task..((k + 1) * per_task).min(rows));
+    };
+    pool.in_place_scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|_| work());
+        }
+        work();
     });
 }
