@@ -34,7 +34,7 @@ def main() -> None:
             times = []
             for threads in (1, 2):
                 sm.set_num_threads(threads)
-                times.append(median_time(lambda: sm.softmax(x, axis=-1, out=out)))
+                times.append(median_time(lambda x=x, out=out: sm.softmax(x, axis=-1, out=out)))
             cells.append(f"{x.size:>8}: x{times[0] / times[1]:.2f}")
     finally:
         sm.set_num_threads(initial)
