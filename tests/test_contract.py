@@ -579,3 +579,36 @@ def test_fast_path_matches_general_path(dtype, make, rng):
         general = smoothmax.logsumexp(x, axis=axis, where=everywhere)
         np.testing.assert_array_equal(fast, general)
         assert fast.dtype == general.dtype == dtype
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_fast_path(name, dtype, rng):
+    """out= through the Rust fast path: a fresh array, F order, the input itself, overlapping
+    views (handled by copying), and the errors of a bad out."""
+    f = OURS[name]
+    x = (rng.standard_normal((5, 33)) * 10).astype(dtype)
+    expected = f(x, axis=1)
+    out = np.empty_like(x)
+    assert f(x, axis=1, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    out_f = np.empty_like(x, order="F")
+    assert f(x, axis=1, out=out_f) is out_f
+    np.testing.assert_array_equal(out_f, expected)
+    y = x.copy()
+    assert f(y, axis=1, out=y) is y
+    np.testing.assert_array_equal(y, expected)
+    # Overlapping but not identical: rows shifted by one.
+    buf = np.concatenate([x, x[:1]]).astype(dtype)
+    src, dst = buf[:-1], buf[1:]
+    want = f(src.copy(), axis=1)
+    assert f(src, axis=1, out=dst) is dst
+    np.testing.assert_array_equal(dst, want)
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        f(x, axis=1, out=ro)
+    with pytest.raises(TypeError, match="dtype"):
+        f(x, axis=1, out=np.empty(x.shape, np.float16))
+    with pytest.raises(ValueError, match="shape"):
+        f(x, axis=1, out=np.empty((5, 32), dtype))

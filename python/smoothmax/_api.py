@@ -315,9 +315,9 @@ def _promote_result(r1: np.dtype[Any], r2: np.dtype[Any]) -> np.dtype[Any]:
 def _normalize(
     x: Any, axis: Any, temperature: Any, where: Any, out: Any, *, log: bool, name: str
 ) -> Any:
-    if type(axis) is int and out is None and where is None and temperature == 1:
+    if type(axis) is int and where is None and temperature == 1:
         # The common call, handled in Rust end to end (None: needs the general path below).
-        res = _core.softmax_axis(x, axis, log)
+        res = _core.softmax_axis(x, axis, log, out)
         if res is not None:
             return res
     arr = _as_array(x, "x")

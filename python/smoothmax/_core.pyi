@@ -40,9 +40,12 @@ def softmax_3d(
 ) -> None:
     """softmax (or log_softmax) of ``x`` along axis 1 into ``out``; ``x=None`` works in place."""
 
-def softmax_axis(x: object, axis: int, log: bool) -> npt.NDArray[np.floating] | None:
-    """softmax (or log_softmax) of a native float32/float64 array along ``axis``, or ``None``
-    when the call needs the general path (other dtypes, strides that do not merge)."""
+def softmax_axis(
+    x: object, axis: int, log: bool, out: object | None = None
+) -> npt.NDArray[np.floating] | None:
+    """softmax (or log_softmax) of a native float32/float64 array along ``axis``, into ``out``
+    when given (it may be ``x``), or ``None`` when the call needs the general path (other
+    dtypes, strides that do not merge, an ``out`` that does not fit)."""
 
 def logsumexp_axis(x: object, axis: int) -> npt.NDArray[np.floating] | None:
     """logsumexp of a native float32/float64 array along ``axis`` (removed), or ``None`` when

@@ -232,35 +232,94 @@ fn element_strides<T>(strides: &[isize]) -> Vec<isize> {
         .collect()
 }
 
+/// The byte range `[lo, hi)` an array's elements occupy (for overlap checks).
+fn byte_span<T: numpy::Element>(arr: &Bound<'_, PyArrayDyn<T>>) -> (usize, usize) {
+    let start = arr.data() as usize;
+    let (mut lo, mut hi) = (start, start);
+    for (&n, &st) in arr.shape().iter().zip(arr.strides()) {
+        if n == 0 {
+            return (start, start);
+        }
+        let reach = st * (n as isize - 1);
+        if reach < 0 {
+            lo = lo.wrapping_add_signed(reach);
+        } else {
+            hi = hi.wrapping_add_signed(reach);
+        }
+    }
+    (lo, hi + std::mem::size_of::<T>())
+}
+
 /// The rows fast path for one dtype: `log = Some(..)` for softmax / log_softmax (result in the
-/// input's shape), `None` for logsumexp (the axis removed).
+/// input's shape, into `out` when given), `None` for logsumexp (the axis removed). `Ok(None)`
+/// hands the call to the general Python path, which also raises any argument error.
 fn rows_fast<'py, T>(
     py: Python<'py>,
     arr: &Bound<'py, PyArrayDyn<T>>,
     axis: isize,
     log: Option<bool>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>>
 where
     T: numpy::Element + crate::simd::Element,
 {
-    let x = arr.readonly();
-    let Some((dims, st)) = rows_of(x.shape(), &element_strides::<T>(arr.strides()), axis) else {
+    use ndarray::{ArrayViewMut3, ShapeBuilder};
+    let Some((dims, st)) = rows_of(arr.shape(), &element_strides::<T>(arr.strides()), axis) else {
         return Ok(None);
     };
-    // SAFETY: dims/strides come from rows_of on x itself; the borrow keeps x alive.
-    let xv = unsafe {
-        use ndarray::ShapeBuilder;
-        ArrayView3::from_shape_ptr(dims.strides(st), x.data())
-    };
     let internal = |e: ndarray::ShapeError| PyValueError::new_err(format!("internal: {e}"));
+    if let (Some(out), Some(log)) = (out, log) {
+        let Ok(o) = out.cast::<PyArrayDyn<T>>() else {
+            return Ok(None);
+        };
+        if o.shape() != arr.shape() {
+            return Ok(None);
+        }
+        let Some((odims, ost)) = rows_of(o.shape(), &element_strides::<T>(o.strides()), axis)
+        else {
+            return Ok(None);
+        };
+        debug_assert_eq!(odims, dims);
+        if o.is(arr) {
+            let Ok(w) = o.try_readwrite() else {
+                return Ok(None); // read-only: the general path says so
+            };
+            // SAFETY: dims/strides come from rows_of on this array; the borrow is exclusive.
+            let v = unsafe {
+                ArrayViewMut3::from_shape_ptr(dims.strides(st), w.as_raw_array_mut().as_mut_ptr())
+            };
+            detached(py, move || kernels::softmax_inplace(v, 1.0, log))?;
+            return Ok(Some(o.clone().into_any()));
+        }
+        let (a, b) = (byte_span(arr), byte_span(o));
+        if a.0 < b.1 && b.0 < a.1 {
+            return Ok(None); // partial overlap: the general path copies the input first
+        }
+        let x = arr.readonly();
+        let Ok(w) = o.try_readwrite() else {
+            return Ok(None); // read-only: the general path says so
+        };
+        // SAFETY: dims/strides come from rows_of on each array; the borrows keep them alive.
+        let (xv, ov) = unsafe {
+            (
+                ArrayView3::from_shape_ptr(dims.strides(st), x.data()),
+                ArrayViewMut3::from_shape_ptr(dims.strides(ost), w.as_raw_array_mut().as_mut_ptr()),
+            )
+        };
+        detached(py, move || kernels::softmax(xv, ov, 1.0, log))?;
+        return Ok(Some(o.clone().into_any()));
+    }
+    let x = arr.readonly();
+    // SAFETY: dims/strides come from rows_of on x itself; the borrow keeps x alive.
+    let xv = unsafe { ArrayView3::from_shape_ptr(dims.strides(st), x.data()) };
     let mut shape = x.shape().to_vec();
     if log.is_none() {
         shape.remove(axis.rem_euclid(shape.len() as isize) as usize);
     }
     // SAFETY: every element is written by the kernel before the array is returned.
-    let out = unsafe { PyArrayDyn::<T>::new(py, shape, false) };
+    let result = unsafe { PyArrayDyn::<T>::new(py, shape, false) };
     {
-        let mut o = out.readwrite();
+        let mut o = result.readwrite();
         let ov = o.as_array_mut();
         match log {
             Some(log) => {
@@ -275,23 +334,26 @@ where
             }
         }
     }
-    Ok(Some(out.into_any()))
+    Ok(Some(result.into_any()))
 }
 
-/// softmax / log_softmax of a native float32/float64 array along one axis, or `None` when the
-/// call needs the general path (dtype, byte order, strides); allocates the C-ordered result.
+/// softmax / log_softmax of a native float32/float64 array along one axis, into `out` when
+/// given (it may be `x`) or a new C-ordered array; `None` when the call needs the general path
+/// (dtype, byte order, strides, an `out` that does not fit).
 #[pyfunction]
+#[pyo3(signature = (x, axis, log, out=None))]
 pub(crate) fn softmax_axis<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     axis: isize,
     log: bool,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     if let Ok(arr) = x.cast::<PyArrayDyn<f32>>() {
-        return rows_fast(py, arr, axis, Some(log));
+        return rows_fast(py, arr, axis, Some(log), out);
     }
     if let Ok(arr) = x.cast::<PyArrayDyn<f64>>() {
-        return rows_fast(py, arr, axis, Some(log));
+        return rows_fast(py, arr, axis, Some(log), out);
     }
     Ok(None)
 }
@@ -305,10 +367,10 @@ pub(crate) fn logsumexp_axis<'py>(
     axis: isize,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     if let Ok(arr) = x.cast::<PyArrayDyn<f32>>() {
-        return rows_fast(py, arr, axis, None);
+        return rows_fast(py, arr, axis, None, None);
     }
     if let Ok(arr) = x.cast::<PyArrayDyn<f64>>() {
-        return rows_fast(py, arr, axis, None);
+        return rows_fast(py, arr, axis, None, None);
     }
     Ok(None)
 }
