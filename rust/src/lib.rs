@@ -5,10 +5,11 @@
 //! Python with `cargo test --no-default-features`.
 //!
 //! # Accuracy policy
-//! Every kernel computes in `f64` lanes. float32 data is widened on load and rounded once on
-//! store, so float32 results are within about half an ULP of the exact value. float64 results
-//! carry the rounding error of `x − max` into `exp` (TwoSum), sum with per-lane compensation and
-//! divide before the final rounding. The contracts (max error per function and dtype) are stated
+//! Every kernel carries the rounding error of `x − max` into `exp` (TwoSum), keeps
+//! `e^x = 2^k(1 + t)` unrounded until after the division by the sum, sums exactly enough
+//! (float32 terms widened to f64; float64 with per-lane compensation) and uses the `log1p` form
+//! for logsumexp and log_softmax. float32 data without a temperature runs in f32 lanes
+//! ([`math::exp32`], twice the lanes); everything else in f64 lanes. The contracts (max error per function and dtype) are stated
 //! in [`math`] and [`kernels`] and proven by the tests.
 //!
 //! # SIMD

@@ -1,8 +1,8 @@
-//! A small SIMD abstraction over `f64` lanes, the instruction sets it runs on, and the runtime
-//! dispatch between them.
+//! A small SIMD abstraction over `f64` and `f32` lanes, the instruction sets it runs on, and the
+//! runtime dispatch between them.
 //!
-//! Every kernel in this crate computes in `f64` lanes (float32 data is widened on load and
-//! narrowed once on store), so one trait covers both element types. A kernel is written once as a
+//! One trait covers both lane types and the conversions between them (widening f32 lanes to
+//! f64 for exact sums, narrowing once on store). A kernel is written once as a
 //! generic function over [`Simd`] and run through [`dispatch`], which picks the instruction set
 //! detected at run time (or forced with `SMOOTHMAX_SIMD`). The scalar implementation uses the
 //! same operations with the same rounding (`mul_add` is a fused multiply-add), and kernels
@@ -10,8 +10,8 @@
 //! bit-identical results**; tests compare them exactly.
 //!
 //! Why not `pulp`: its dispatch needs an opt-in feature for AVX-512 and it has no widening
-//! f32→f64 loads or `f64` exponent construction; the handful of operations needed here are
-//! short enough to state directly over `std::arch`.
+//! f32→f64 conversions or exponent construction from a rounded magic sum; the few dozen
+//! operations needed here are short enough to state directly over `std::arch`.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
