@@ -14,7 +14,7 @@
 //! | [`softmax`] (`log`) | ≤ 1 ULP | ≤ 4 ULP | relative, including outputs near 0 |
 //!
 //! Valid range: any finite input (the max shift prevents overflow); special values follow the
-//! module docs of [`rows`](self::rows): NaN → the row is NaN; `+inf` entries share the mass;
+//! row passes' module docs: NaN → the row is NaN; `+inf` entries share the mass;
 //! rows without finite mass give `−inf` / zeros / `−inf`.
 
 pub(crate) mod cols32;

@@ -16,7 +16,7 @@
 //! result has bits no finer than ln2_hi's last bit, 2⁻²⁴); the rounding error of subtracting
 //! `k·ln2_lo` is kept in `r_lo`, with the caller's low part (softmax's `x − max` by TwoSum).
 //!
-//! Polynomial: `p` of degree 4, a near-minimax fit (see [`P`]): 2⁻²⁸ relative to `e^r`.
+//! Polynomial: `p` of degree 4, a near-minimax fit (see `P`): 2⁻²⁸ relative to `e^r`.
 
 use crate::simd::{Simd, WithSimd};
 
