@@ -212,6 +212,15 @@ fn sum_step<S: Simd, E: Element>(
         let (d_hi, d_lo) = shifted::<S, E>(s, v[j], mv, sc);
         let p: ExpParts<S::V> = exp_parts(s, d_hi, d_lo, degree::<E>());
         if compensated {
+            if !stash.is_null() {
+                // float64 softmax keeps t and 2^k (one double: exact down to 2⁻¹⁰⁷⁴) for the
+                // write pass, chunk-wise as [t × 16, 2^k × 16].
+                // SAFETY: the caller sized the stash for two whole chunks at this offset.
+                unsafe {
+                    s.store_f64(stash.add(j * S::LANES), p.t);
+                    s.store_f64(stash.add(VLANES + j * S::LANES), s.mul(p.pow_a, p.pow_b));
+                }
+            }
             // e = 2^k (h + l) exactly, h = 1 + t rounded (Fast2Sum: |t| < 1).
             let h = s.add(one, p.t);
             let l = s.sub(p.t, s.sub(h, one));
@@ -242,12 +251,13 @@ fn sum_step<S: Simd, E: Element>(
 
 /// Pass 2: `Σ w_i e^{(x_i − m)/T}` as `(hi, lo)` (w = 1 when `w` is null).
 ///
-/// With a non-null `stash` (float32 data, unweighted only), each `e^{(x_i − m)/T}` is also
-/// written to `stash[i]` so softmax need not evaluate `exp` twice.
+/// With a non-null `stash` (unweighted only), softmax's exponentials are kept so it need not
+/// evaluate `exp` twice: for float32 data `e^{(x_i − m)/T}` at `stash[i]`; for float64 data
+/// `t` and `2^k` per chunk at `stash[2·i ..]` (see `sum_step`).
 ///
 /// # Safety
 /// `x` (and `w` unless null) must be valid for reading `n` elements; `m` must be finite;
-/// a non-null `stash` must be writable for `n + VLANES` doubles.
+/// a non-null `stash` must be writable for `n + VLANES` doubles (twice that for float64).
 #[inline(always)]
 pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
     s: S,
@@ -274,7 +284,12 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
             } else {
                 empty
             };
-            let st = if stash.is_null() { stash } else { stash.add(i) };
+            let per = if E::IS_F64 { 2 } else { 1 };
+            let st = if stash.is_null() {
+                stash
+            } else {
+                stash.add(per * i)
+            };
             sum_step::<S, E>(s, &v, &wv, mv, sc, weighted, &mut hi, &mut lo, st);
         }
         i += VLANES;
@@ -290,7 +305,12 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
             } else {
                 empty
             };
-            let st = if stash.is_null() { stash } else { stash.add(i) };
+            let per = if E::IS_F64 { 2 } else { 1 };
+            let st = if stash.is_null() {
+                stash
+            } else {
+                stash.add(per * i)
+            };
             sum_step::<S, E>(s, &v, &wv, mv, sc, weighted, &mut hi, &mut lo, st);
         }
     }
@@ -387,6 +407,43 @@ pub(crate) unsafe fn write_scaled<S: Simd, E: Element>(
             E::store(s, res.as_mut_ptr(), s.mul(s.load_f64(stash.add(i)), iv));
             std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
         }
+    }
+}
+
+/// Pass 3 for float64 softmax from the stash of `row_sum`: `out_i = 2^k · inv · (1 + t)`.
+///
+/// # Safety
+/// `stash` readable for `2·(n + VLANES)` doubles as written by `row_sum`; `out` writable for
+/// `n` doubles.
+#[inline(always)]
+unsafe fn write_softmax_stashed<S: Simd>(
+    s: S,
+    stash: *const f64,
+    out: *mut f64,
+    n: usize,
+    (inv_hi, inv_lo): (f64, f64),
+) {
+    let (ih, il) = (s.splat(inv_hi), s.splat(inv_lo));
+    let mut i = 0;
+    while i < n {
+        let full = i + VLANES <= n;
+        let mut res = [0.0f64; VLANES];
+        for j in 0..nv::<S>() {
+            // SAFETY: chunk i of the stash holds [t × 16, 2^k × 16]; a full chunk has room at
+            // out + i, a partial one goes through `res` (VLANES doubles).
+            unsafe {
+                let t = s.load_f64(stash.add(2 * i + j * S::LANES));
+                let p = s.load_f64(stash.add(2 * i + VLANES + j * S::LANES));
+                let y = s.mul(s.add(ih, s.fma(ih, t, s.fma(il, t, il))), p);
+                let dst = if full { out.add(i) } else { res.as_mut_ptr() };
+                s.store_f64(dst.add(j * S::LANES), y);
+            }
+        }
+        if !full {
+            // SAFETY: n − i doubles writable at out + i.
+            unsafe { std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i) };
+        }
+        i += VLANES;
     }
 }
 
@@ -710,23 +767,27 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     }
     // float32 softmax keeps its exponentials (exact enough in f64) for the last pass, when
     // the row's stash fits in L2; otherwise recomputing them is cheaper than the traffic.
-    let use_stash = !E::IS_F64 && !log && n <= STASH_MAX;
+    let use_stash = !log && n <= STASH_MAX;
     let stash_ptr = if use_stash {
-        stash.resize(n + VLANES, 0.0);
+        let per = if E::IS_F64 { 2 } else { 1 };
+        stash.resize(per * (n + VLANES), 0.0);
         stash.as_mut_ptr()
     } else {
         std::ptr::null_mut()
     };
     let sum = unsafe { row_sum::<S, E>(s, x, std::ptr::null(), n, m, sc, stash_ptr) };
     let (hi, lo) = (sum.hi, sum.lo);
-    if use_stash {
-        unsafe { write_scaled::<S, E>(s, stash_ptr, out, n, 1.0 / hi) };
+    let inv_hi = 1.0 / hi;
+    // 1/(hi + lo) − inv_hi, to first order; the FMA residual is exact.
+    let inv_lo = inv_hi * (inv_hi.mul_add(-hi, 1.0) - lo * inv_hi);
+    if use_stash && E::IS_F64 {
+        // SAFETY: E is f64 here.
+        unsafe { write_softmax_stashed::<S>(s, stash_ptr, out.cast::<f64>(), n, (inv_hi, inv_lo)) };
+    } else if use_stash {
+        unsafe { write_scaled::<S, E>(s, stash_ptr, out, n, inv_hi) };
     } else if log {
         unsafe { write_log_softmax::<S, E>(s, x, out, n, m, sc, sum.ln()) };
     } else {
-        let inv_hi = 1.0 / hi;
-        // 1/(hi + lo) − inv_hi, to first order; the FMA residual is exact.
-        let inv_lo = inv_hi * (inv_hi.mul_add(-hi, 1.0) - lo * inv_hi);
         unsafe { write_softmax::<S, E>(s, x, out, n, m, sc, (inv_hi, inv_lo)) };
     }
 }
