@@ -12,21 +12,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::rows::ExpSum;
+use super::rows32::{nf, ratio, SCALE};
 use crate::math::exp32::{exp32_parts, X_LOW};
 use crate::simd::{Simd, VLANES};
-
-/// `2⁶⁴`: sums are scaled by it so that `2^(k+64)` is a normal float for every kept `k`.
-const SCALE: f64 = 18_446_744_073_709_551_616.0;
-
-#[inline(always)]
-fn nf<S: Simd>() -> usize {
-    VLANES / S::LANES32
-}
-
-#[inline(always)]
-fn ratio<S: Simd>() -> usize {
-    S::LANES32 / S::LANES
-}
 
 /// What to compute for a tile.
 #[derive(Clone, Copy, PartialEq, Eq)]

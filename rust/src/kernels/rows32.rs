@@ -19,16 +19,17 @@ use crate::math::exp32::{exp32_parts, X_LOW};
 use crate::simd::{Simd, VLANES};
 
 /// `2⁶⁴`: sums are scaled by it so that `2^(k+64)` is a normal float for every kept `k`.
-const SCALE: f64 = 18_446_744_073_709_551_616.0;
+pub(crate) const SCALE: f64 = 18_446_744_073_709_551_616.0;
 
+/// f32 vectors per chunk of [`VLANES`] elements.
 #[inline(always)]
-fn nf<S: Simd>() -> usize {
+pub(crate) fn nf<S: Simd>() -> usize {
     VLANES / S::LANES32
 }
 
 /// f64 vectors per f32 vector.
 #[inline(always)]
-fn ratio<S: Simd>() -> usize {
+pub(crate) fn ratio<S: Simd>() -> usize {
     S::LANES32 / S::LANES
 }
 

@@ -239,52 +239,10 @@ pub fn exp_slice_on<E: crate::simd::Element>(isa: crate::simd::Isa, x: &[E], out
 mod tests {
     use super::*;
     use crate::simd::Isa;
-    use rayon::prelude::*;
-
-    /// Error of `got` against `exact` in units of `got`'s f32 ULP (exact computed in f64).
-    fn ulp_err_f32(got: f32, exact: f64) -> f64 {
-        if got as f64 == exact || (got.is_nan() && exact.is_nan()) {
-            return 0.0;
-        }
-        if got.is_infinite() || exact.is_infinite() {
-            // Overflow boundary: correct iff exact rounds to inf.
-            return if (exact as f32) == got {
-                0.0
-            } else {
-                f64::INFINITY
-            };
-        }
-        let a = got.abs().max(f32::MIN_POSITIVE * f32::EPSILON);
-        let ulp = (f32::from_bits(a.to_bits() + 1) - a) as f64;
-        (got as f64 - exact).abs() / ulp
-    }
 
     /// Worst ULP error of exp_f32 over every `stride`-th bit pattern, on `isa`.
     fn sweep_f32(isa: Isa, stride: u64) -> (f64, u32) {
-        let chunks: Vec<u64> = (0..(1u64 << 32))
-            .step_by((1 << 20) * stride as usize)
-            .collect();
-        chunks
-            .par_iter()
-            .map(|&start| {
-                let xs: Vec<f32> = (0..(1u64 << 20))
-                    .map(|k| start + k * stride)
-                    .filter(|&b| b < (1u64 << 32))
-                    .map(|b| f32::from_bits(b as u32))
-                    .collect();
-                let mut out = vec![0.0f32; xs.len()];
-                exp_slice_on(isa, &xs, &mut out);
-                let mut worst = (0.0f64, 0u32);
-                for (x, y) in xs.iter().zip(&out) {
-                    // libm exp in f64 is within 2^-52 relative: far below f32's ULP.
-                    let e = ulp_err_f32(*y, (*x as f64).exp());
-                    if e > worst.0 || e.is_nan() {
-                        worst = (e, x.to_bits());
-                    }
-                }
-                worst
-            })
-            .reduce(|| (0.0, 0), |a, b| if b.0 > a.0 { b } else { a })
+        crate::math::sweep::sweep_exp_f32(stride, |x, out| exp_slice_on(isa, x, out))
     }
 
     #[test]

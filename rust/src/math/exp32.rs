@@ -159,48 +159,9 @@ pub fn exp32_on(isa: crate::simd::Isa, x: &[f32], out: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::simd::Isa;
-    use rayon::prelude::*;
-
-    fn ulp_err(got: f32, exact: f64) -> f64 {
-        if got as f64 == exact || (got.is_nan() && exact.is_nan()) {
-            return 0.0;
-        }
-        if got.is_infinite() || exact > f32::MAX as f64 {
-            return if (exact as f32) == got {
-                0.0
-            } else {
-                f64::INFINITY
-            };
-        }
-        let a = (exact as f32).abs().max(f32::from_bits(1));
-        let ulp = (f32::from_bits(a.to_bits() + 1) - a) as f64;
-        (got as f64 - exact).abs() / ulp
-    }
 
     fn sweep(isa: Isa, stride: u64) -> (f64, u32) {
-        let starts: Vec<u64> = (0..(1u64 << 32))
-            .step_by((1 << 20) * stride as usize)
-            .collect();
-        starts
-            .par_iter()
-            .map(|&start| {
-                let xs: Vec<f32> = (0..(1u64 << 20))
-                    .map(|k| start + k * stride)
-                    .filter(|&b| b < (1u64 << 32))
-                    .map(|b| f32::from_bits(b as u32))
-                    .collect();
-                let mut out = vec![0.0f32; xs.len()];
-                exp32_on(isa, &xs, &mut out);
-                let mut worst = (0.0f64, 0u32);
-                for (x, y) in xs.iter().zip(&out) {
-                    let e = ulp_err(*y, (*x as f64).exp());
-                    if e > worst.0 || e.is_nan() {
-                        worst = (e, x.to_bits());
-                    }
-                }
-                worst
-            })
-            .reduce(|| (0.0, 0), |a, b| if b.0 > a.0 { b } else { a })
+        crate::math::sweep::sweep_exp_f32(stride, |x, out| exp32_on(isa, x, out))
     }
 
     #[test]

@@ -8,3 +8,5 @@
 
 pub mod exp;
 pub mod exp32;
+#[cfg(test)]
+mod sweep;
