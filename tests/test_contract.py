@@ -612,3 +612,31 @@ def test_out_fast_path(name, dtype, rng):
         f(x, axis=1, out=np.empty(x.shape, np.float16))
     with pytest.raises(ValueError, match="shape"):
         f(x, axis=1, out=np.empty((5, 32), dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unaligned_arrays(dtype, rng):
+    """Arrays whose data pointer is not aligned to the element size (np.frombuffer at an odd
+    offset) work like aligned copies, as input, weights and out=."""
+    x = (rng.standard_normal((4, 9)) * 10).astype(dtype)
+    item = np.dtype(dtype).itemsize
+
+    def unaligned(a: np.ndarray) -> np.ndarray:
+        raw = np.zeros(a.size * item + 1, dtype=np.uint8)
+        u = np.frombuffer(raw.data, dtype=dtype, count=a.size, offset=1).reshape(a.shape)
+        u.flags.writeable = True
+        u[...] = a
+        assert not u.flags.aligned
+        return u
+
+    ux = unaligned(x)
+    for name in ("softmax", "log_softmax"):
+        np.testing.assert_array_equal(OURS[name](ux, axis=1), OURS[name](x, axis=1))
+        out = unaligned(np.zeros_like(x))
+        assert OURS[name](x, axis=1, out=out) is out
+        np.testing.assert_array_equal(out, OURS[name](x, axis=1))
+    np.testing.assert_array_equal(smoothmax.logsumexp(ux, axis=1), smoothmax.logsumexp(x, axis=1))
+    b = rng.random((4, 9)).astype(dtype)
+    np.testing.assert_array_equal(
+        smoothmax.logsumexp(x, axis=1, b=unaligned(b)), smoothmax.logsumexp(x, axis=1, b=b)
+    )

@@ -147,6 +147,11 @@ def _rows(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, 
     return (view if view is not None else np.reshape(src, dims)), dims
 
 
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """``a``, or an aligned copy: the kernels read elements through typed pointers."""
+    return a if a.flags.aligned else a.copy()
+
+
 def _reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> tuple:
     if keepdims:
         return tuple(1 if k in axes else s for k, s in enumerate(shape))
@@ -266,7 +271,7 @@ def logsumexp(
     if weights is not None:
         zero_w = weights == 0
         drop = zero_w if drop is None else (drop | zero_w)
-    x = np.asarray(arr, dtype=compute)
+    x = _aligned(np.asarray(arr, dtype=compute))
     if drop is not None and drop.any():
         x = np.where(drop, np.asarray(-np.inf, dtype=compute), x)
 
@@ -278,7 +283,9 @@ def logsumexp(
         res = res.reshape(out_shape)
         return _finish(res, result, scalar_input or res.ndim == 0)
 
-    w = np.asarray(weights if weights is not None else np.ones(1, dtype=compute), dtype=compute)
+    w = _aligned(
+        np.asarray(weights if weights is not None else np.ones(1, dtype=compute), dtype=compute)
+    )
     w3, _ = _rows(np.broadcast_to(w, x.shape), axes)
     sgn = np.empty((outer, inner), dtype=compute)
     _core.logsumexp_weighted_3d(x3, w3, res, sgn)
@@ -333,14 +340,14 @@ def _normalize(
     if arr.size == 0:  # nothing to normalise
         return out if out is not None else np.empty(arr.shape, dtype=result)
 
-    src = np.asarray(work, dtype=compute)
+    src = _aligned(np.asarray(work, dtype=compute))
     if mask is not None:
         src = np.where(mask, src, np.asarray(-np.inf, dtype=compute))
     src3, dims = _rows(src, axes)
 
     # Write straight into `out` when it has the compute dtype and a (outer, n, inner) view.
     direct = None
-    if out is not None and out.dtype == compute:
+    if out is not None and out.dtype == compute and out.flags.aligned:
         o = out.reshape(1) if out.ndim == 0 else out
         moved = (
             o

@@ -264,6 +264,10 @@ where
     T: numpy::Element + crate::simd::Element,
 {
     use ndarray::{ArrayViewMut3, ShapeBuilder};
+    // Kernels dereference element pointers: unaligned arrays take the general path (a copy).
+    if !arr.data().is_aligned() {
+        return Ok(None);
+    }
     let Some((dims, st)) = rows_of(arr.shape(), &element_strides::<T>(arr.strides()), axis) else {
         return Ok(None);
     };
@@ -272,7 +276,7 @@ where
         let Ok(o) = out.cast::<PyArrayDyn<T>>() else {
             return Ok(None);
         };
-        if o.shape() != arr.shape() {
+        if o.shape() != arr.shape() || !o.data().is_aligned() {
             return Ok(None);
         }
         let Some((odims, ost)) = rows_of(o.shape(), &element_strides::<T>(o.strides()), axis)
