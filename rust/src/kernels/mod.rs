@@ -18,6 +18,7 @@
 //! rows without finite mass give `−inf` / zeros / `−inf`.
 
 pub(crate) mod cols32;
+pub(crate) mod cols64;
 pub(crate) mod rows;
 pub(crate) mod rows32;
 
@@ -268,11 +269,11 @@ fn chunks_of(rows: Range<usize>, max: usize) -> impl Iterator<Item = (usize, usi
         .map(move |r| (r, max.min(rows.end - r)))
 }
 
-/// Whether float32 rows of this layout go to the column kernel: short rows, or rows whose
-/// neighbours are adjacent in memory (a reduction along a non-last axis). Long rows with a
-/// stride of their own (`x[:, ::2]`) do better gathered one by one into the row kernel.
+/// Whether rows of this layout go to a column kernel: short rows, or rows whose neighbours are
+/// adjacent in memory (a reduction along a non-last axis). Long rows with a stride of their own
+/// (`x[:, ::2]`) do better gathered one by one into the row kernel.
 fn use_columns<E: Element>(x: &Raw3<E>) -> bool {
-    !E::IS_F64 && (x.n <= SHORT_ROW || (x.s_n != 1 && x.s_inner == 1 && x.inner >= VLANES))
+    x.n <= SHORT_ROW || (x.s_n != 1 && x.s_inner == 1 && x.inner >= VLANES)
 }
 
 /// Split `rows` into tiles of at most `max` rows that share one `outer` index.
@@ -306,9 +307,23 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 for (r0, count) in chunks_of(self.rows, VLANES) {
                     unsafe {
                         gather_cols(&x, r0, count, &mut xbuf);
-                        // SAFETY: E is f32 (use_columns checked it).
-                        let tile = xbuf.as_mut_ptr().cast::<f32>();
-                        cols32::tile::<S>(s, tile, x.n, ColOp::Lse, &mut lse, &mut stash);
+                        if E::IS_F64 {
+                            let tile = xbuf.as_mut_ptr();
+                            let sc = Scaling::NONE;
+                            cols64::tile::<S, E>(
+                                s,
+                                tile,
+                                x.n,
+                                ColOp::Lse,
+                                sc,
+                                &mut lse,
+                                &mut stash,
+                            );
+                        } else {
+                            // SAFETY: E is f32, the only element type that is not f64.
+                            let tile = xbuf.as_mut_ptr().cast::<f32>();
+                            cols32::tile::<S>(s, tile, x.n, ColOp::Lse, &mut lse, &mut stash);
+                        }
                         for (b, v) in lse.iter().enumerate().take(count) {
                             *out.at(r0 + b) = E::from_f64(*v);
                         }
@@ -349,7 +364,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                     }
                 }
             }
-            Task::Softmax { x, out, sc, log } if !sc.active && use_columns(&x) => {
+            Task::Softmax { x, out, sc, log } if use_columns(&x) => {
                 let op = if log {
                     ColOp::LogSoftmax
                 } else {
@@ -359,9 +374,14 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 for (r0, count) in chunks_of(self.rows, VLANES) {
                     unsafe {
                         gather_cols(&x, r0, count, &mut xbuf);
-                        // SAFETY: E is f32 (use_columns checked it).
-                        let tile = xbuf.as_mut_ptr().cast::<f32>();
-                        cols32::tile::<S>(s, tile, x.n, op, &mut unused, &mut stash);
+                        if E::IS_F64 || sc.active {
+                            let tile = xbuf.as_mut_ptr();
+                            cols64::tile::<S, E>(s, tile, x.n, op, sc, &mut unused, &mut stash);
+                        } else {
+                            // SAFETY: E is f32, the only element type that is not f64.
+                            let tile = xbuf.as_mut_ptr().cast::<f32>();
+                            cols32::tile::<S>(s, tile, x.n, op, &mut unused, &mut stash);
+                        }
                         scatter_cols(&out, r0, count, &xbuf);
                     }
                 }

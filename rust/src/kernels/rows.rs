@@ -131,7 +131,7 @@ pub(crate) fn two_sum(a: f64, b: f64) -> (f64, f64) {
 
 /// `(x − m)/T` as `(hi, lo)`; `lo` is zero for f32 data and never NaN.
 #[inline(always)]
-fn shifted<S: Simd, E: Element>(s: S, x: S::V, m: S::V, sc: Scaling) -> (S::V, S::V) {
+pub(crate) fn shifted<S: Simd, E: Element>(s: S, x: S::V, m: S::V, sc: Scaling) -> (S::V, S::V) {
     if !E::IS_F64 {
         // f32 data in f64 lanes: x − m is exact and the scaling error is far below f32's.
         let d = s.sub(x, m);

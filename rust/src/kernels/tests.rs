@@ -388,33 +388,36 @@ fn lse32_timing() {
     }
 }
 
-#[test]
-fn column_kernel_matches_rows_and_is_isa_independent() {
-    // Reductions along axis 1 of (3, n, 21): the inner axis is contiguous, so float32 goes to
-    // the column kernel; lanes 0..3 hold a NaN, a +inf pair and all −inf.
+/// Reductions along axis 1 of (3, n, 21): the inner axis is contiguous, so rows go to a column
+/// kernel (f32 lanes for float32, f64 lanes for float64 or with a temperature); lanes 0..3
+/// hold a NaN, a +inf pair and all −inf.
+fn check_columns<E: Element + PartialEq + std::fmt::Debug>(temperature: f64, eps: f64) {
     let mut rng = rng();
     for n in [1usize, 2, 7, 16, 37] {
-        let mut a =
-            Array3::from_shape_vec((3, n, 21), as_f32(&row(3 * n * 21, 30.0, &mut rng))).unwrap();
-        a[[0, n / 2, 0]] = f32::NAN;
-        a[[1, 0, 1]] = f32::INFINITY;
-        a[[1, n - 1, 1]] = f32::INFINITY;
+        let vals: Vec<E> = row(3 * n * 21, 30.0, &mut rng)
+            .into_iter()
+            .map(E::from_f64)
+            .collect();
+        let mut a = Array3::from_shape_vec((3, n, 21), vals).unwrap();
+        a[[0, n / 2, 0]] = E::from_f64(f64::NAN);
+        a[[1, 0, 1]] = E::from_f64(f64::INFINITY);
+        a[[1, n - 1, 1]] = E::from_f64(f64::INFINITY);
         for i in 0..n {
-            a[[2, i, 2]] = f32::NEG_INFINITY;
+            a[[2, i, 2]] = E::from_f64(f64::NEG_INFINITY);
         }
         let mut results = Vec::new();
         for isa in Isa::supported() {
-            let mut lse = Array2::<f32>::zeros((3, 21));
+            let mut lse = Array2::<E>::from_elem((3, 21), E::from_f64(0.0));
             logsumexp_on(isa, a.view(), lse.view_mut()).unwrap();
             let mut sm = a.clone();
-            softmax_inplace_on(isa, sm.view_mut(), 1.0, false).unwrap();
+            softmax_inplace_on(isa, sm.view_mut(), temperature, false).unwrap();
             let mut lsm = a.clone();
-            softmax_inplace_on(isa, lsm.view_mut(), 1.0, true).unwrap();
+            softmax_inplace_on(isa, lsm.view_mut(), temperature, true).unwrap();
             results.push((isa, lse, sm, lsm));
         }
         let (_, lse0, sm0, lsm0) = &results[0];
         for (isa, lse, sm, lsm) in &results[1..] {
-            let same = |x: &[f32], y: &[f32]| bits(x) == bits(y);
+            let same = |x: &[E], y: &[E]| bits(x) == bits(y);
             assert!(
                 same(lse.as_slice().unwrap(), lse0.as_slice().unwrap()),
                 "{isa:?} lse"
@@ -428,37 +431,35 @@ fn column_kernel_matches_rows_and_is_isa_independent() {
                 "{isa:?} log"
             );
         }
+        let close = |g: f64, w: f64| {
+            (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= 4.0 * w.abs() * eps
+        };
         for o in 0..3 {
             for j in 0..21 {
-                let r: Vec<f32> = a.slice(s![o, .., j]).to_vec();
-                let (mut e, mut le) = (vec![0.0f32; n], vec![0.0f32; n]);
-                softmax_slice_on(Isa::Scalar, &r, &mut e, 1.0, false);
-                softmax_slice_on(Isa::Scalar, &r, &mut le, 1.0, true);
-                let got: Vec<f32> = sm0.slice(s![o, .., j]).to_vec();
-                let got_l: Vec<f32> = lsm0.slice(s![o, .., j]).to_vec();
-                let lse_row = logsumexp_slice_on(Isa::Scalar, &r);
+                let r: Vec<E> = a.slice(s![o, .., j]).to_vec();
+                let (mut e, mut le) = (r.clone(), r.clone());
+                softmax_slice_on(Isa::Scalar, &r, &mut e, temperature, false);
+                softmax_slice_on(Isa::Scalar, &r, &mut le, temperature, true);
                 for i in 0..n {
-                    let close = |g: f32, w: f32| {
-                        (g.is_nan() && w.is_nan())
-                            || g == w
-                            || ((g - w).abs() as f64) <= 4.0 * (w.abs() as f64) * 1.2e-7
-                    };
-                    assert!(
-                        close(got[i], e[i]),
-                        "softmax n={n} ({o},{i},{j}): {} vs {}",
-                        got[i],
-                        e[i]
-                    );
-                    assert!(close(got_l[i], le[i]), "log n={n} ({o},{i},{j})");
+                    let (g, w) = (sm0[[o, i, j]].to_f64(), e[i].to_f64());
+                    assert!(close(g, w), "softmax n={n} ({o},{i},{j}): {g} vs {w}");
+                    let (g, w) = (lsm0[[o, i, j]].to_f64(), le[i].to_f64());
+                    assert!(close(g, w), "log n={n} ({o},{i},{j}): {g} vs {w}");
                 }
-                let g = lse0[[o, j]];
-                assert!(
-                    (g.is_nan() && lse_row.is_nan())
-                        || g == lse_row
-                        || ((g - lse_row).abs() as f64) <= 2.0 * (lse_row.abs() as f64) * 1.2e-7,
-                    "lse n={n} ({o},{j}): {g} vs {lse_row}"
+                let (g, w) = (
+                    lse0[[o, j]].to_f64(),
+                    logsumexp_slice_on(Isa::Scalar, &r).to_f64(),
                 );
+                assert!(close(g, w), "lse n={n} ({o},{j}): {g} vs {w}");
             }
         }
     }
+}
+
+#[test]
+fn column_kernels_match_rows_and_are_isa_independent() {
+    check_columns::<f32>(1.0, 1.2e-7);
+    check_columns::<f32>(0.7, 1.2e-7);
+    check_columns::<f64>(1.0, 2.3e-16);
+    check_columns::<f64>(2.5, 2.3e-16);
 }
