@@ -18,6 +18,9 @@ pub const THREADS_ENV: &str = "SMOOTHMAX_NUM_THREADS";
 /// (×0.92–0.98), from 2¹⁸ usually faster (×1.4); waking an idle vCPU is what costs.
 pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 18;
 
+/// The smallest range of work (elements) handed to one thread at a time.
+const MIN_RANGE_ELEMENTS: usize = 1 << 14;
+
 struct PoolState {
     threads: usize,
     pool: Option<Arc<ThreadPool>>,
@@ -96,9 +99,11 @@ where
         return;
     };
     let threads = pool.current_num_threads() + 1;
-    // A few ranges per thread balance uneven rows without many tiny tasks.
-    let min_rows = (PARALLEL_MIN_ELEMENTS / 4 / row_len.max(1)).max(1);
-    let per_task = rows.div_ceil(threads * 4).max(min_rows);
+    // Many ranges per thread keep the end of a call balanced (a late-waking worker or a slow
+    // row costs one small range); each range stays ≥ 16K elements, so taking one (an atomic
+    // add) is noise next to its work.
+    let min_rows = (MIN_RANGE_ELEMENTS / row_len.max(1)).max(1);
+    let per_task = rows.div_ceil(threads * 16).max(min_rows);
     let tasks = rows.div_ceil(per_task);
     // Workers and the caller take ranges from one counter: the caller starts at once instead
     // of waiting for parked workers to wake, and whoever is faster takes more.
