@@ -640,3 +640,17 @@ def test_unaligned_arrays(dtype, rng):
     np.testing.assert_array_equal(
         smoothmax.logsumexp(x, axis=1, b=unaligned(b)), smoothmax.logsumexp(x, axis=1, b=b)
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logsumexp_keepdims_fast_path(dtype, rng):
+    """keepdims through the Rust fast path matches the general path and NumPy's shapes."""
+    x = (rng.standard_normal((3, 4, 5)) * 10).astype(dtype)
+    everywhere = np.ones(x.shape, dtype=bool)
+    for axis in range(-3, 3):
+        fast = smoothmax.logsumexp(x, axis=axis, keepdims=True)
+        general = smoothmax.logsumexp(x, axis=axis, keepdims=True, where=everywhere)
+        assert fast.shape == np.max(x, axis=axis, keepdims=True).shape
+        np.testing.assert_array_equal(fast, general)
+    one = np.array([1.5, -2.0], dtype=dtype)
+    assert smoothmax.logsumexp(one, axis=0, keepdims=True).shape == (1,)

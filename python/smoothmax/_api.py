@@ -234,10 +234,14 @@ def logsumexp(
     >>> logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    if type(axis) is int and b is None and where is None and not return_sign and not keepdims:
+    if type(axis) is int and b is None and where is None and not return_sign:
         # The common call, handled in Rust end to end (None: needs the general path below).
         res = _core.logsumexp_axis(a, axis)
         if res is not None:
+            if keepdims:
+                shape = a.shape
+                k = axis % len(shape)
+                return res.reshape((*shape[:k], 1, *shape[k + 1 :]))
             return res[()] if res.ndim == 0 else res
     arr = _as_array(a, "a")
     compute, result = _dtypes(arr.dtype, "a")
