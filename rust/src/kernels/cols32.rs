@@ -14,7 +14,7 @@
 use super::rows::ExpSum;
 use super::rows32::{nf, ratio, SCALE};
 use crate::math::exp32::{exp32_parts, X_LOW};
-use crate::simd::{Simd, VLANES};
+use crate::simd::{Element, Simd, VLANES};
 
 /// What to compute for a tile.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,18 +80,8 @@ pub(crate) unsafe fn tile<S: Simd>(
     }
     // Rows with a NaN or no finite maximum follow the row kernels' rules at the end, from
     // their original values (rare: a copy is fine).
-    let saved: Vec<(usize, Vec<f32>)> = (0..VLANES)
-        .filter(|&b| special[b])
-        // SAFETY: i·16 + b < n·16.
-        .map(|b| {
-            (
-                b,
-                (0..n)
-                    .map(|i| unsafe { *tile.add(i * VLANES + b) })
-                    .collect(),
-            )
-        })
-        .collect();
+    // SAFETY: forwarded contract.
+    let saved = unsafe { save_special_lanes(tile, n, &special) };
 
     // Pass 2: per-lane sums of 2^(k+64)(1 + t), max entries counted apart (except softmax,
     // which keeps every term in the stash).
@@ -216,19 +206,60 @@ pub(crate) unsafe fn tile<S: Simd>(
         }
     }
 
+    // SAFETY: forwarded contract.
+    unsafe { finish_special_lanes(tile, n, op, saved, lse) };
+}
+
+/// The original values of the lanes marked `special` (a NaN or no finite maximum), which
+/// [`finish_special_lanes`] handles by the row kernels' rules once the vector passes are done.
+///
+/// # Safety
+/// `tile` must hold `n · 16` elements.
+pub(crate) unsafe fn save_special_lanes<E: Element>(
+    tile: *const E,
+    n: usize,
+    special: &[bool; VLANES],
+) -> Vec<(usize, Vec<E>)> {
+    (0..VLANES)
+        .filter(|&b| special[b])
+        // SAFETY: i·16 + b < n·16.
+        .map(|b| {
+            (
+                b,
+                (0..n)
+                    .map(|i| unsafe { *tile.add(i * VLANES + b) })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Overwrite the results of the saved lanes by the row kernels' rules for rows with a NaN or
+/// no finite maximum (NaN; mass shared among `+inf`; zeros / `−inf`).
+///
+/// # Safety
+/// `tile` must hold `n · 16` elements.
+pub(crate) unsafe fn finish_special_lanes<E: Element>(
+    tile: *mut E,
+    n: usize,
+    op: ColOp,
+    saved: Vec<(usize, Vec<E>)>,
+    lse: &mut [f64; VLANES],
+) {
     for (b, mut row) in saved {
-        let (mx, has_nan) = row.iter().fold((f64::NEG_INFINITY, false), |(m, nan), &v| {
-            (if (v as f64) > m { v as f64 } else { m }, nan | v.is_nan())
+        let (mx, has_nan) = row.iter().fold((f64::NEG_INFINITY, false), |(m, nan), v| {
+            let v = v.to_f64();
+            (if v > m { v } else { m }, nan | v.is_nan())
         });
         match op {
             ColOp::Lse => lse[b] = if has_nan { f64::NAN } else { mx },
             ColOp::Softmax | ColOp::LogSoftmax => {
                 let p = row.as_mut_ptr();
-                // SAFETY: row holds n floats; in place is allowed.
+                // SAFETY: row holds n elements; in place is allowed.
                 unsafe { super::rows::special_row(p, p, n, mx, has_nan, op == ColOp::LogSoftmax) };
-                for i in 0..n {
+                for (i, v) in row.into_iter().enumerate() {
                     // SAFETY: i·16 + b < n·16.
-                    unsafe { *tile.add(i * VLANES + b) = row[i] };
+                    unsafe { *tile.add(i * VLANES + b) = v };
                 }
             }
         }

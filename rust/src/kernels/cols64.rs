@@ -73,18 +73,8 @@ pub(crate) unsafe fn tile<S: Simd, E: Element>(
         // SAFETY: ms holds VLANES doubles.
         m[j] = unsafe { s.load_f64(ms.as_ptr().add(j * S::LANES)) };
     }
-    let saved: Vec<(usize, Vec<E>)> = (0..VLANES)
-        .filter(|&b| special[b])
-        // SAFETY: i·16 + b < n·16.
-        .map(|b| {
-            (
-                b,
-                (0..n)
-                    .map(|i| unsafe { *tile.add(i * VLANES + b) })
-                    .collect(),
-            )
-        })
-        .collect();
+    // SAFETY: forwarded contract.
+    let saved = unsafe { super::cols32::save_special_lanes(tile, n, &special) };
 
     // Pass 2: compensated per-lane sums; softmax keeps t and 2^k.
     let keep = op == ColOp::Softmax;
@@ -190,22 +180,6 @@ pub(crate) unsafe fn tile<S: Simd, E: Element>(
     }
 
     // Rows with a NaN or no finite maximum: the row kernels' rules, from the originals.
-    for (b, mut row) in saved {
-        let (mx, has_nan) = row.iter().fold((f64::NEG_INFINITY, false), |(m, nan), v| {
-            let v = v.to_f64();
-            (if v > m { v } else { m }, nan | v.is_nan())
-        });
-        match op {
-            ColOp::Lse => lse[b] = if has_nan { f64::NAN } else { mx },
-            ColOp::Softmax | ColOp::LogSoftmax => {
-                let p = row.as_mut_ptr();
-                // SAFETY: row holds n elements; in place is allowed.
-                unsafe { super::rows::special_row(p, p, n, mx, has_nan, op == ColOp::LogSoftmax) };
-                for i in 0..n {
-                    // SAFETY: i·16 + b < n·16.
-                    unsafe { *tile.add(i * VLANES + b) = row[i] };
-                }
-            }
-        }
-    }
+    // SAFETY: forwarded contract.
+    unsafe { super::cols32::finish_special_lanes(tile, n, op, saved, lse) };
 }
