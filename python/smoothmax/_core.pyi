@@ -6,16 +6,19 @@ import numpy.typing as npt
 __all__ = [
     "__version__",
     "build_profile",
+    "class_stats",
     "exp_1d",
     "force_simd",
     "get_num_threads",
     "logsumexp_3d",
     "logsumexp_axis",
     "logsumexp_weighted_3d",
+    "merge_class_stats",
     "set_num_threads",
     "simd_level",
     "softmax_3d",
     "softmax_axis",
+    "standardized_fourth_moments",
     "supported_simd",
 ]
 __version__: str
@@ -68,3 +71,32 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The number of threads kernels use."""
+
+def class_stats(
+    x: npt.NDArray[np.floating],
+    classes: npt.NDArray[np.int64],
+    n_classes: int,
+    sample_weight: npt.NDArray[np.float64] | None = None,
+    per_class: bool = False,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per-class ``(weight (K,), mean (K, d), scatter (d, d) or (K, d, d))`` of ``x`` in one
+    pass (float64 accumulation, GIL released)."""
+
+def merge_class_stats(
+    weight_a: npt.NDArray[np.float64],
+    mean_a: npt.NDArray[np.float64],
+    scatter_a: npt.NDArray[np.float64],
+    weight_b: npt.NDArray[np.float64],
+    mean_b: npt.NDArray[np.float64],
+    scatter_b: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The statistics of the union of two samples (Chan et al.'s pairwise update)."""
+
+def standardized_fourth_moments(
+    x: npt.NDArray[np.floating],
+    groups: npt.NDArray[np.int64] | None,
+    centre: npt.NDArray[np.float64],
+    inv_scale: npt.NDArray[np.float64],
+    sample_weight: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """Per group ``Σ w (Σ_j ((x_j − centre_gj)·inv_scale_gj)²)²`` (for Ledoit–Wolf)."""

@@ -17,6 +17,7 @@
 //! scalar, AVX2+FMA, AVX-512F; forced with `SMOOTHMAX_SIMD`). All paths return bit-identical
 //! results.
 
+pub mod class_stats;
 pub mod error;
 pub mod kernels;
 pub mod math;
@@ -26,6 +27,7 @@ pub mod threads;
 #[cfg(feature = "python")]
 mod python;
 
+pub use class_stats::{class_stats, standardized_fourth_moments, ClassStats};
 pub use error::KernelError;
 pub use kernels::{
     logsumexp, logsumexp_on, logsumexp_slice, logsumexp_slice_on, logsumexp_weighted, softmax,

@@ -122,3 +122,42 @@ where
         work();
     });
 }
+
+/// Split `0..rows` into one contiguous slab per thread (a single slab when `work`, in
+/// element-equivalents, is below [`PARALLEL_MIN_ELEMENTS`]), run `task` on each and return
+/// the results in slab order.
+///
+/// For reductions whose partial results are merged afterwards: the split depends only on
+/// `rows` and the thread count, so a given thread count always gives the same result.
+pub fn map_row_slabs<T, F>(rows: usize, work: usize, task: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(std::ops::Range<usize>) -> T + Sync,
+{
+    let pool = if rows > 1 && work >= PARALLEL_MIN_ELEMENTS {
+        pool()
+    } else {
+        None
+    };
+    let Some(pool) = pool else {
+        return vec![task(0..rows)];
+    };
+    let slabs = (pool.current_num_threads() + 1).min(rows);
+    let per_slab = rows.div_ceil(slabs);
+    let results: Vec<Mutex<Option<T>>> = (0..slabs).map(|_| Mutex::new(None)).collect();
+    let run = |k: usize| {
+        let value = task((k * per_slab).min(rows)..((k + 1) * per_slab).min(rows));
+        *results[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    };
+    pool.in_place_scope(|scope| {
+        for k in 1..slabs {
+            let run = &run;
+            scope.spawn(move |_| run(k));
+        }
+        run(0);
+    });
+    results
+        .into_iter()
+        .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect()
+}

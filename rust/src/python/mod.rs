@@ -4,6 +4,7 @@
 
 mod errors;
 mod functions;
+mod stats;
 
 use pyo3::prelude::*;
 
@@ -29,5 +30,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functions::force_simd, m)?)?;
     m.add_function(wrap_pyfunction!(functions::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(functions::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(stats::class_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(stats::merge_class_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(stats::standardized_fourth_moments, m)?)?;
     Ok(())
 }
