@@ -3,6 +3,8 @@
 ``logsumexp``, ``softmax`` and ``log_softmax`` are drop-in replacements for their
 ``scipy.special`` namesakes (same signatures and defaults), more accurate (see README) and
 multi-threaded, with ``where=`` masks, ``temperature=`` and ``out=``.
+``smoothmax.linear_model.ClosedFormLogisticRegression`` (needs scikit-learn) fits logistic and
+softmax regression in closed form from one pass of per-class statistics.
 
 Semantics, next to SciPy's and PyTorch's:
 
