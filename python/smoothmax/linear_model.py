@@ -97,15 +97,14 @@ class _Unsolvable(ValueError):
 
 
 def _ledoit_wolf_shrunk(
-    scatter: NDArray[np.float64], weight: float, fourth: float
+    scatter: NDArray[np.float64], weight: float, fourth: float, scale: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], float]:
     """The Ledoit–Wolf shrunk covariance of one group, computed as scikit-learn's LDA does
     (``shrinkage='auto'``): standardise the features, shrink the correlation matrix towards
-    ``mean(diag)·I``, scale back. ``fourth`` is ``Σ w ‖z‖⁴`` of the standardised rows."""
+    ``mean(diag)·I``, scale back. ``scale`` is the features' :func:`_standard_scale` and
+    ``fourth`` is ``Σ w ‖z‖⁴`` of the rows standardised by it."""
     d = scatter.shape[0]
     cov = scatter / weight
-    var = np.diag(cov).copy()
-    scale = _standard_scale(var, weight)
     corr = cov / np.outer(scale, scale)
     if d == 1:
         return cov, 0.0
@@ -375,29 +374,30 @@ class ClosedFormLogisticRegression(ClassifierMixin, BaseEstimator):
             if self.covariance == "within":
                 present = np.flatnonzero(st.weight > 0)
                 centre = st.mean
-                inv_scale = np.ones_like(centre)
+                scale = np.ones_like(centre)
                 for k in present:
-                    var = np.diag(st.scatter[k]) / st.weight[k]
-                    inv_scale[k] = 1.0 / _standard_scale(var, st.weight[k])
+                    scale[k] = _standard_scale(np.diag(st.scatter[k]) / st.weight[k], st.weight[k])
+                inv_scale = 1.0 / scale
                 moments = _core.standardized_fourth_moments(X, codes, centre, inv_scale, sw)
                 cov = np.zeros((d, d))
                 alphas = np.zeros(len(st.weight))
                 for k in present:
-                    shrunk, alphas[k] = _ledoit_wolf_shrunk(st.scatter[k], st.weight[k], moments[k])
+                    shrunk, alphas[k] = _ledoit_wolf_shrunk(
+                        st.scatter[k], st.weight[k], moments[k], scale[k]
+                    )
                     cov += frac[k] * shrunk
                 return cov, alphas
-            grand = frac @ st.mean
-            total = self._total_scatter(total_weight)
+            total, grand = self._total_scatter(total_weight)
             scale = _standard_scale(np.diag(total) / total_weight, total_weight)
             moments = _core.standardized_fourth_moments(
                 X, None, grand[None, :], (1.0 / scale)[None, :], sw
             )
-            cov, alpha = _ledoit_wolf_shrunk(total, total_weight, moments[0])
+            cov, alpha = _ledoit_wolf_shrunk(total, total_weight, moments[0], scale)
             return cov, alpha
         if self.covariance == "within":
             cov = pooled / total_weight
         else:
-            cov = self._total_scatter(total_weight) / total_weight
+            cov = self._total_scatter(total_weight)[0] / total_weight
         alpha = 0.0 if self.shrinkage is None else float(self.shrinkage)
         if alpha:
             # Linear in the covariance: shrinking the pooled matrix equals LDA's prior-weighted
@@ -407,12 +407,15 @@ class ClosedFormLogisticRegression(ClassifierMixin, BaseEstimator):
             cov[np.diag_indices(d)] += alpha * target
         return cov, alpha
 
-    def _total_scatter(self, total_weight: float) -> NDArray[np.float64]:
-        """Scatter of all the data around the grand mean: within-class plus between-class."""
+    def _total_scatter(
+        self, total_weight: float
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Scatter of all the data around the grand mean (within-class plus between-class),
+        and the grand mean."""
         st = self._stats
         grand = (st.weight @ st.mean) / total_weight
         dev = st.mean - grand
-        return st.pooled_scatter + (dev * st.weight[:, None]).T @ dev  # type: ignore[no-any-return]
+        return st.pooled_scatter + (dev * st.weight[:, None]).T @ dev, grand
 
     def _priors(self) -> NDArray[np.float64]:
         weight = self._stats.weight
