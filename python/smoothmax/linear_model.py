@@ -589,7 +589,7 @@ class ClosedFormLogisticRegression(ClassifierMixin, BaseEstimator):
         return self.classes_[index]  # type: ignore[no-any-return]
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
-        """Class probabilities: smoothmax's ``softmax`` of the logits (≤ 2 ULP in float32)."""
+        """Class probabilities: smoothmax's ``softmax`` of the logits (≤ 4 ULP)."""
         return softmax(self._logits(X), axis=1)
 
     def predict_log_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:

@@ -4,16 +4,17 @@
 //!
 //! A tile of up to 16 rows of length `n` is laid out as `n × 16` (element `i` of row `b` at
 //! `i·16 + b`, padded rows hold `−inf`), so each vector holds the same element of 16 rows and
-//! every pass is elementwise. The numerics are those of [`super::rows32`] (TwoSum shift,
-//! [`exp32_parts`], exact `2^(k+64)(1 + t)` summed in f64, max entries counted apart, one
-//! rounding per output); each row's sum runs over `i` in order, the same on every ISA.
+//! every pass is elementwise. The numerics are those of [`super::rows32`] with one shift per
+//! lane (`K_m·ln 2`, exact reduction, `y` summed in f64 with its exact low part in f32 for
+//! logsumexp / log_softmax, max entries counted apart); each row's sum runs over `i` in
+//! order, the same on every ISA. Rows whose maximum exceeds the f32-lane range go through the
+//! row kernels.
 
 // Kernels index several per-lane arrays with one lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::ExpSum;
-use super::rows32::{nf, ratio, SCALE};
-use crate::math::exp32::{exp32_parts, X_LOW};
+use super::rows::{two_sum, ExpSum, Scaling};
+use super::rows32::{exp_terms, lse_term, nf, ratio, Shift, SCALE};
 use crate::simd::{Element, Simd, VLANES};
 
 /// What to compute for a tile.
@@ -28,7 +29,7 @@ pub(crate) enum ColOp {
 }
 
 /// Process one `n × 16` tile in place (`tile[i·16 + b]`). For [`ColOp::Lse`] the 16 results go
-/// to `lse`. `stash` is scratch for softmax (resized as needed).
+/// to `lse`.
 ///
 /// # Safety
 /// `tile` must hold `n · 16` floats.
@@ -39,7 +40,6 @@ pub(crate) unsafe fn tile<S: Simd>(
     n: usize,
     op: ColOp,
     lse: &mut [f64; VLANES],
-    stash: &mut Vec<f64>,
 ) {
     // Pass 1: per-lane max and NaN flags.
     let mut m = [s.fsplat(f32::NEG_INFINITY); VLANES];
@@ -66,148 +66,279 @@ pub(crate) unsafe fn tile<S: Simd>(
             }
         }
     }
+    // Rows whose finite maximum is beyond the f32-lane range go through the row kernels
+    // (f64 lanes) at the end, like the special rows.
+    let mut far = [false; VLANES];
+    let mut low = [0.0f32; VLANES];
+    let mut k_m = [0.0f32; VLANES];
     for b in 0..VLANES {
         special[b] |= !ms[b].is_finite();
-        if special[b] {
-            // Give the lane a finite max so the vector passes stay well defined; its results
-            // are overwritten below.
+        let shift = if special[b] { None } else { Shift::of(ms[b]) };
+        far[b] = !special[b] && shift.is_none();
+        if special[b] || far[b] {
+            // Give the lane a small finite max so the vector passes stay well defined; its
+            // results are overwritten below.
             ms[b] = 0.0;
         }
+        let shift = shift.or(Shift::of(0.0)).expect("0 is in range");
+        (low[b], k_m[b]) = (shift.low, shift.k_m as f32);
     }
+    let mut low_v = [s.fsplat(0.0); VLANES];
+    let mut k_m_v = [s.fsplat(0.0); VLANES];
     for j in 0..nf::<S>() {
-        // SAFETY: ms holds VLANES floats.
-        m[j] = unsafe { s.fload(ms.as_ptr().add(j * S::LANES32)) };
+        // SAFETY: the arrays hold VLANES floats.
+        unsafe {
+            m[j] = s.fload(ms.as_ptr().add(j * S::LANES32));
+            low_v[j] = s.fload(low.as_ptr().add(j * S::LANES32));
+            k_m_v[j] = s.fload(k_m.as_ptr().add(j * S::LANES32));
+        }
     }
     // Rows with a NaN or no finite maximum follow the row kernels' rules at the end, from
     // their original values (rare: a copy is fine).
     // SAFETY: forwarded contract.
     let saved = unsafe { save_special_lanes(tile, n, &special) };
+    let saved_far = unsafe { save_special_lanes(tile, n, &far) };
 
-    // Pass 2: per-lane sums of 2^(k+64)(1 + t), max entries counted apart (except softmax,
-    // which keeps every term in the stash).
-    let keep = op == ColOp::Softmax;
-    if keep {
-        stash.resize(n * VLANES, 0.0);
+    // Pass 2, two elements of every row at a time (their exponentials interleaved): softmax
+    // writes y = 2^(K−K_m+64)(1 + t) over the tile and sums it in f64; logsumexp and
+    // log_softmax sum y + y_lo exactly, max entries counted apart. Each row's sum runs over i
+    // in order, the same on every ISA.
+    let softmax = op == ColOp::Softmax;
+    let mut sums = ColSums::<S> {
+        acc: [s.splat(0.0); VLANES],
+        lo: [s.fsplat(0.0); VLANES],
+        ties: [s.fsplat(0.0); VLANES],
+    };
+    let lanes = (&m, &low_v, &k_m_v);
+    let mut i = 0;
+    while i + 1 < n {
+        // SAFETY: elements i and i + 1 of every row exist.
+        unsafe { sums.step(s, tile.add(i * VLANES), 2, softmax, lanes) };
+        i += 2;
     }
-    let sp = stash.as_mut_ptr();
-    let zero = s.fsplat(0.0);
-    let mut acc = [s.splat(0.0); VLANES];
-    let mut ties = [s.fsplat(0.0); VLANES];
-    for i in 0..n {
-        for j in 0..nf::<S>() {
-            // SAFETY: as in pass 1.
-            let x = unsafe { s.fload(tile.add(i * VLANES + j * S::LANES32)) };
-            let d = s.fsub(x, m[j]);
-            let bb = s.fsub(d, x);
-            let lo = s.fadd(s.fsub(x, s.fsub(d, bb)), s.fsub(s.fsub(zero, m[j]), bb));
-            let p = exp32_parts(s, d, s.fmax(lo, s.fsplat(-1.0)));
-            let t = p.t(s);
-            let mut p2 = s.fpow2_from_magic(p.k_magic, 64);
-            if !keep {
-                ties[j] = s.fadd(ties[j], s.fkeep(s.feq(d, zero), s.fsplat(1.0)));
-                p2 = s.fkeep(s.fmand(s.fge(d, s.fsplat(X_LOW)), s.flt(d, zero)), p2);
-            }
-            for r in 0..ratio::<S>() {
-                let pw = s.widen(p2, r);
-                let e = s.fma(s.widen(t, r), pw, pw);
-                let a = j * ratio::<S>() + r;
-                acc[a] = s.add(acc[a], e);
-                if keep {
-                    // SAFETY: the stash holds n·16 doubles.
-                    unsafe { s.store_f64(sp.add(i * VLANES + a * S::LANES), e) };
-                }
-            }
-        }
+    if i < n {
+        // SAFETY: element i of every row exists.
+        unsafe { sums.step(s, tile.add(i * VLANES), 1, softmax, lanes) };
     }
+    let (acc, lo, ties) = (sums.acc, sums.lo, sums.ties);
     let mut sums = [0.0f64; VLANES];
+    let mut los = [0.0f32; VLANES];
     let mut counts = [0.0f32; VLANES];
     for a in 0..VLANES / S::LANES {
         // SAFETY: sums holds VLANES doubles.
         unsafe { s.store_f64(sums.as_mut_ptr().add(a * S::LANES), acc[a]) };
     }
     for j in 0..nf::<S>() {
-        // SAFETY: counts holds VLANES floats.
-        unsafe { s.fstore(counts.as_mut_ptr().add(j * S::LANES32), ties[j]) };
-    }
-    let mut logs = [0.0f64; VLANES];
-    for b in 0..VLANES {
-        if keep {
-            logs[b] = 1.0 / sums[b]; // stash and sum are both scaled by 2⁶⁴
-        } else {
-            let others = sums[b] / SCALE;
-            let count = counts[b] as f64;
-            let (hi, lo) = super::rows::two_sum(count, others);
-            let sum = ExpSum {
-                hi,
-                lo,
-                below_single_max: (count == 1.0).then_some(others),
-            };
-            logs[b] = sum.ln();
+        // SAFETY: the arrays hold VLANES floats.
+        unsafe {
+            s.fstore(los.as_mut_ptr().add(j * S::LANES32), lo[j]);
+            s.fstore(counts.as_mut_ptr().add(j * S::LANES32), ties[j]);
         }
     }
 
     // Pass 3.
-    match op {
-        ColOp::Lse => {
+    if softmax {
+        let (mut inv_hi, mut inv_lo) = ([0.0f32; VLANES], [0.0f32; VLANES]);
+        for b in 0..VLANES {
+            let inv = 1.0 / sums[b];
+            inv_hi[b] = inv as f32;
+            inv_lo[b] = (inv - inv_hi[b] as f64) as f32;
+        }
+        // SAFETY: the arrays hold VLANES floats; the tile holds n·16.
+        unsafe { scale_lanes(s, tile, n, &inv_hi, &inv_lo) };
+    } else {
+        let mut logs = [0.0f64; VLANES];
+        for b in 0..VLANES {
+            let shift = Shift {
+                k_m: k_m[b] as i32,
+                low: low[b],
+            };
+            let others = (sums[b] + los[b] as f64) / SCALE * shift.to_max(ms[b]);
+            let count = counts[b] as f64;
+            let (hi, lo) = two_sum(count, others);
+            logs[b] = ExpSum {
+                hi,
+                lo,
+                below_single_max: (count == 1.0).then_some(others),
+            }
+            .ln();
+        }
+        if op == ColOp::Lse {
             for b in 0..VLANES {
                 lse[b] = ms[b] as f64 + logs[b];
             }
-        }
-        ColOp::Softmax => {
-            let mut inv = [s.splat(0.0); VLANES];
-            for a in 0..VLANES / S::LANES {
-                // SAFETY: logs holds VLANES doubles.
-                inv[a] = unsafe { s.load_f64(logs.as_ptr().add(a * S::LANES)) };
+        } else {
+            let (mut c_hi, mut c_lo) = ([0.0f32; VLANES], [0.0f32; VLANES]);
+            for b in 0..VLANES {
+                // m + log S as an f64 pair first: log S may be far below ulp(m).
+                let (c, err) = two_sum(ms[b] as f64, logs[b]);
+                c_hi[b] = c as f32;
+                c_lo[b] = ((c - c_hi[b] as f64) + err) as f32;
             }
-            for i in 0..n {
-                for j in 0..nf::<S>() {
-                    // SAFETY: stash and tile hold n·16 elements.
-                    unsafe {
-                        let a0 = j * ratio::<S>();
-                        let lo = s.mul(s.load_f64(sp.add(i * VLANES + a0 * S::LANES)), inv[a0]);
-                        let hi = if ratio::<S>() > 1 {
-                            let a1 = a0 + 1;
-                            s.mul(s.load_f64(sp.add(i * VLANES + a1 * S::LANES)), inv[a1])
-                        } else {
-                            lo
-                        };
-                        s.fstore(tile.add(i * VLANES + j * S::LANES32), s.narrow(lo, hi));
-                    }
-                }
-            }
-        }
-        ColOp::LogSoftmax => {
-            let (mut m64, mut l64) = ([s.splat(0.0); VLANES], [s.splat(0.0); VLANES]);
-            let ms64: [f64; VLANES] = std::array::from_fn(|b| ms[b] as f64);
-            for a in 0..VLANES / S::LANES {
-                // SAFETY: both arrays hold VLANES doubles.
-                unsafe {
-                    m64[a] = s.load_f64(ms64.as_ptr().add(a * S::LANES));
-                    l64[a] = s.load_f64(logs.as_ptr().add(a * S::LANES));
-                }
-            }
-            for i in 0..n {
-                for j in 0..nf::<S>() {
-                    // SAFETY: the tile holds n·16 floats.
-                    unsafe {
-                        let p = tile.add(i * VLANES + j * S::LANES32);
-                        let x = s.fload(p);
-                        let a0 = j * ratio::<S>();
-                        let lo = s.sub(s.sub(s.widen(x, 0), m64[a0]), l64[a0]);
-                        let hi = if ratio::<S>() > 1 {
-                            s.sub(s.sub(s.widen(x, 1), m64[a0 + 1]), l64[a0 + 1])
-                        } else {
-                            lo
-                        };
-                        s.fstore(p, s.narrow(lo, hi));
-                    }
-                }
-            }
+            // SAFETY: as above.
+            unsafe { shift_lanes(s, tile, n, &c_hi, &c_lo) };
         }
     }
 
     // SAFETY: forwarded contract.
+    unsafe { finish_far_lanes(s, tile, n, op, saved_far, lse) };
     unsafe { finish_special_lanes(tile, n, op, saved, lse) };
+}
+
+/// Pass 2 accumulators of a tile (see [`tile`]).
+struct ColSums<S: Simd> {
+    acc: [S::V; VLANES],
+    lo: [S::F; VLANES],
+    ties: [S::F; VLANES],
+}
+
+/// The per-lane max, clamp and `K_m` vectors.
+type LaneConsts<'a, S> = (
+    &'a [<S as Simd>::F; VLANES],
+    &'a [<S as Simd>::F; VLANES],
+    &'a [<S as Simd>::F; VLANES],
+);
+
+impl<S: Simd> ColSums<S> {
+    /// Accumulate `elems` (1 or 2, a constant at each call site so the arrays stay in
+    /// registers) consecutive elements of every row starting at `p`; softmax overwrites them
+    /// with `y`.
+    ///
+    /// # Safety
+    /// `p` must be valid for `elems · 16` floats.
+    #[inline(always)]
+    unsafe fn step(
+        &mut self,
+        s: S,
+        p: *mut f32,
+        elems: usize,
+        softmax: bool,
+        lanes: LaneConsts<S>,
+    ) {
+        let (m, low, k_m) = lanes;
+        let per = nf::<S>();
+        let count = elems * per;
+        let mut v = [s.fsplat(0.0); 2 * VLANES];
+        for j in 0..count {
+            // SAFETY: j·LANES32 + LANES32 <= elems·16.
+            v[j] = unsafe { s.fload(p.add(j * S::LANES32)) };
+        }
+        let (t, p2) = exp_terms::<S, { 2 * VLANES }>(s, &v, count, low, k_m);
+        let one = s.fsplat(1.0);
+        for j in 0..count {
+            let a = j % per;
+            let y = if softmax {
+                let y = s.ffma(t[j], p2[j], p2[j]);
+                // SAFETY: as above.
+                unsafe { s.fstore(p.add(j * S::LANES32), y) };
+                y
+            } else {
+                let (y, y_lo, at_max) = lse_term(s, t[j], p2[j], v[j], m[a]);
+                self.ties[a] = s.fadd(self.ties[a], s.fkeep(at_max, one));
+                self.lo[a] = s.fadd(self.lo[a], y_lo);
+                y
+            };
+            for r in 0..ratio::<S>() {
+                let k = a * ratio::<S>() + r;
+                self.acc[k] = s.add(self.acc[k], s.widen(y, r));
+            }
+        }
+    }
+}
+
+/// `tile[i·16 + b] = y · (inv_hi[b] + inv_lo[b])`, rounded once.
+///
+/// # Safety
+/// `tile` must hold `n · 16` floats.
+#[inline(always)]
+unsafe fn scale_lanes<S: Simd>(
+    s: S,
+    tile: *mut f32,
+    n: usize,
+    inv_hi: &[f32; VLANES],
+    inv_lo: &[f32; VLANES],
+) {
+    let (mut hi, mut lo) = ([s.fsplat(0.0); VLANES], [s.fsplat(0.0); VLANES]);
+    for j in 0..nf::<S>() {
+        // SAFETY: the arrays hold VLANES floats.
+        unsafe {
+            hi[j] = s.fload(inv_hi.as_ptr().add(j * S::LANES32));
+            lo[j] = s.fload(inv_lo.as_ptr().add(j * S::LANES32));
+        }
+    }
+    for i in 0..n {
+        for j in 0..nf::<S>() {
+            // SAFETY: the tile holds n·16 floats.
+            unsafe {
+                let p = tile.add(i * VLANES + j * S::LANES32);
+                let y = s.fload(p);
+                s.fstore(p, s.ffma(y, hi[j], s.fmul(y, lo[j])));
+            }
+        }
+    }
+}
+
+/// `tile[i·16 + b] = (x − c_hi[b]) − c_lo[b]`: log_softmax from `c = m + log S` (see
+/// `rows32::LogSoftmaxOp` for the error bound).
+///
+/// # Safety
+/// `tile` must hold `n · 16` floats.
+#[inline(always)]
+unsafe fn shift_lanes<S: Simd>(
+    s: S,
+    tile: *mut f32,
+    n: usize,
+    c_hi: &[f32; VLANES],
+    c_lo: &[f32; VLANES],
+) {
+    let (mut hi, mut lo) = ([s.fsplat(0.0); VLANES], [s.fsplat(0.0); VLANES]);
+    for j in 0..nf::<S>() {
+        // SAFETY: the arrays hold VLANES floats.
+        unsafe {
+            hi[j] = s.fload(c_hi.as_ptr().add(j * S::LANES32));
+            lo[j] = s.fload(c_lo.as_ptr().add(j * S::LANES32));
+        }
+    }
+    for i in 0..n {
+        for j in 0..nf::<S>() {
+            // SAFETY: the tile holds n·16 floats.
+            unsafe {
+                let p = tile.add(i * VLANES + j * S::LANES32);
+                s.fstore(p, s.fsub(s.fsub(s.fload(p), hi[j]), lo[j]));
+            }
+        }
+    }
+}
+
+/// Results for the saved rows whose maximum is beyond the f32-lane range, from the row
+/// kernels (which take the f64-lane path for them).
+///
+/// # Safety
+/// `tile` must hold `n · 16` floats.
+unsafe fn finish_far_lanes<S: Simd>(
+    s: S,
+    tile: *mut f32,
+    n: usize,
+    op: ColOp,
+    saved: Vec<(usize, Vec<f32>)>,
+    lse: &mut [f64; VLANES],
+) {
+    let mut stash = Vec::new();
+    for (b, mut row) in saved {
+        let p = row.as_mut_ptr();
+        if op == ColOp::Lse {
+            // SAFETY: row holds n floats.
+            lse[b] = unsafe { super::rows::lse_row::<S, f32>(s, p, n) };
+            continue;
+        }
+        let log = op == ColOp::LogSoftmax;
+        // SAFETY: row holds n floats; in place is allowed.
+        unsafe { super::rows::softmax_row::<S, f32>(s, p, p, n, Scaling::NONE, log, &mut stash) };
+        for (i, v) in row.into_iter().enumerate() {
+            // SAFETY: i·16 + b < n·16.
+            unsafe { *tile.add(i * VLANES + b) = v };
+        }
+    }
 }
 
 /// The original values of the lanes marked `special` (a NaN or no finite maximum), which

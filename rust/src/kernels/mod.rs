@@ -322,7 +322,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                         } else {
                             // SAFETY: E is f32, the only element type that is not f64.
                             let tile = xbuf.as_mut_ptr().cast::<f32>();
-                            cols32::tile::<S>(s, tile, x.n, ColOp::Lse, &mut lse, &mut stash);
+                            cols32::tile::<S>(s, tile, x.n, ColOp::Lse, &mut lse);
                         }
                         for (b, v) in lse.iter().enumerate().take(count) {
                             *out.at(r0 + b) = E::from_f64(*v);
@@ -380,7 +380,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                         } else {
                             // SAFETY: E is f32, the only element type that is not f64.
                             let tile = xbuf.as_mut_ptr().cast::<f32>();
-                            cols32::tile::<S>(s, tile, x.n, op, &mut unused, &mut stash);
+                            cols32::tile::<S>(s, tile, x.n, op, &mut unused);
                         }
                         scatter_cols(&out, r0, count, &xbuf);
                     }

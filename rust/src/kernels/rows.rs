@@ -659,7 +659,9 @@ pub(crate) unsafe fn special_row<E: Element>(
 pub(crate) unsafe fn lse_row<S: Simd, E: Element>(s: S, x: *const E, n: usize) -> f64 {
     if !E::IS_F64 {
         // SAFETY: E is f32, the only element type that is not f64; forwarded contract.
-        return unsafe { super::rows32::lse_row(s, x.cast::<f32>(), n) };
+        if let Some(v) = unsafe { super::rows32::lse_row(s, x.cast::<f32>(), n) } {
+            return v;
+        }
     }
     // SAFETY: forwarded contract.
     let (m, nan) = unsafe { row_max::<S, E>(s, x, n) };
@@ -754,9 +756,11 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     if n == 0 {
         return;
     }
-    if !E::IS_F64 && !sc.active {
-        // SAFETY: E is f32, the only element type that is not f64; forwarded contract.
-        unsafe { super::rows32::softmax_row(s, x.cast::<f32>(), out.cast::<f32>(), n, log, stash) };
+    // SAFETY: E is f32, the only element type that is not f64; forwarded contract.
+    if !E::IS_F64
+        && !sc.active
+        && unsafe { super::rows32::softmax_row(s, x.cast::<f32>(), out.cast::<f32>(), n, log) }
+    {
         return;
     }
     // SAFETY (all blocks): forwarded contract.

@@ -1,30 +1,59 @@
 //! The float32 row passes in f32 lanes (twice the lanes of the f64 path), used for float32 data
-//! without a temperature or weights.
+//! without a temperature or weights whose maximum has `|m| ≤ M_LIMIT` (other rows take the
+//! f64-lane path).
 //!
-//! Accuracy is kept by the same means as the f64 path, in f32 arithmetic where it is exact:
-//! `x − m` is carried as a TwoSum pair into [`exp32_parts`]; the sum takes `e = 2^k(1 + t)`
-//! widened to f64 before anything is rounded (scaled by 2⁶⁴ so every `2^k` is a normal f32);
-//! the max entries are counted apart, so `S − 1` keeps its relative accuracy for `log1p`.
-//! softmax keeps each exact `e` in an f64 stash and rounds `e / S` once; log_softmax rounds
-//! `(x − m) − log S`, computed in f64, once.
+//! The shift: instead of `e^{x − m}`, which needs `x − m` carried as an exact pair, the row is
+//! shifted by `s = K_m·ln 2` with `K_m = round(m / ln 2)`: `e^{x − s} = 2^{K − K_m} e^{r}`, where
+//! `K = round(x / ln 2)` and `r = x − K ln 2` is reduced exactly from `x` itself (see
+//! [`exp32_reduced_n`]). softmax does not depend on the shift; logsumexp and log_softmax convert
+//! back with `e^{s − m}`, once per row, in f64.
 //!
-//! Elements map to the same 16 virtual lanes as the f64 path (`i % 16`), so every ISA returns
-//! bit-identical results.
+//! Accuracy (`t` carries the exp polynomial's 2⁻²⁸ and the rounding of `t0 + c`, ≤ 2⁻²⁶):
+//! - softmax: `y = 2^{K−K_m+64}(1 + t)` is rounded once to f32 and stored in `out` (≤ 1.41u
+//!   relative, u = 2⁻²⁴); the `y` are summed exactly in f64, so `S` carries their mean
+//!   error; `out_i = y_i · (1/S)` with `1/S` as an f32 pair is rounded once. Bound ≤ 3.9 ULP,
+//!   measured ≤ 2.7 (the target is 4); the stored `y` save a second `exp` per element.
+//! - logsumexp / log_softmax: each term is split exactly as `y + y_lo`, so `S` is exact to
+//!   ~n·2⁻⁵² (≤ 1 ULP for logsumexp); the max entries are counted apart, so `S − 1` keeps its
+//!   relative accuracy for `log1p`; log_softmax rounds `(x − c_hi) − c_lo` with
+//!   `c = m + log S` as an f32 pair (≤ 2 ULP, outputs near 0 included).
+//!
+//! Arguments are clamped at `(K_m − 191)·ln 2`, where the exponent field `K − K_m + 191` of
+//! `2^{K−K_m+64}` is 0: entries more than ~132 below the max contribute exactly 0 (their true
+//! share is below 2⁻¹⁹⁰, and every kept term is a normal float). Elements map to the same 16
+//! virtual lanes as the f64 path (`i % 16`) and blocks have the same size on every ISA, so
+//! every ISA returns bit-identical results.
 
 // Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
 use super::rows::{tree, two_sum, ExpSum};
-use crate::math::exp32::{exp32_parts, X_LOW};
+use crate::math::exp32::{exp32_reduced_n, LOG2_E, MAGIC32};
 use crate::simd::{Simd, VLANES};
 
 /// `2⁶⁴`: sums are scaled by it so that `2^(k+64)` is a normal float for every kept `k`.
 pub(crate) const SCALE: f64 = 18_446_744_073_709_551_616.0;
 
+/// Rows whose maximum is at most this in magnitude use the f32-lane passes: the clamped
+/// arguments then stay within `|x| ≤ 2¹⁷`, where the reduction is exact.
+pub(crate) const M_LIMIT: f32 = 65_536.0;
+
+/// `2^{K − K_m + 64}` has the biased exponent `K − K_m + EXP_OFFSET`.
+const EXP_OFFSET: i32 = 64 + 127;
+
+/// Elements per step: two chunks of [`VLANES`], whose exponentials are computed interleaved.
+const BLOCK: usize = 2 * VLANES;
+
 /// f32 vectors per chunk of [`VLANES`] elements.
 #[inline(always)]
 pub(crate) fn nf<S: Simd>() -> usize {
     VLANES / S::LANES32
+}
+
+/// f32 vectors per block.
+#[inline(always)]
+fn nb<S: Simd>() -> usize {
+    BLOCK / S::LANES32
 }
 
 /// f64 vectors per f32 vector.
@@ -33,72 +62,67 @@ pub(crate) fn ratio<S: Simd>() -> usize {
     S::LANES32 / S::LANES
 }
 
-/// Load one chunk of `VLANES` floats as `VLANES / LANES32` vectors.
+/// The f64 accumulator of virtual lanes for part `part` of block vector `j`.
+#[inline(always)]
+fn acc_index<S: Simd>(j: usize, part: usize) -> usize {
+    (j % nf::<S>()) * ratio::<S>() + part
+}
+
+/// Load one block of `BLOCK` floats as `BLOCK / LANES32` vectors.
 ///
 /// # Safety
-/// `p` must be valid for reading `VLANES` floats.
+/// `p` must be valid for reading `BLOCK` floats.
 #[inline(always)]
-unsafe fn load_chunk<S: Simd>(s: S, p: *const f32) -> [S::F; VLANES] {
-    let mut v = [s.fsplat(0.0); VLANES];
-    for j in 0..nf::<S>() {
-        // SAFETY: j·LANES32 + LANES32 <= VLANES floats are readable.
+unsafe fn load_block<S: Simd>(s: S, p: *const f32) -> [S::F; BLOCK] {
+    let mut v = [s.fsplat(0.0); BLOCK];
+    for j in 0..nb::<S>() {
+        // SAFETY: j·LANES32 + LANES32 <= BLOCK floats are readable.
         v[j] = unsafe { s.fload(p.add(j * S::LANES32)) };
     }
     v
 }
 
-/// The last `len < VLANES` floats, padded with `pad`.
-///
-/// # Safety
-/// `p` must be valid for reading `len` floats.
-#[inline(always)]
-unsafe fn tail_chunk(p: *const f32, len: usize, pad: f32) -> [f32; VLANES] {
-    let mut buf = [pad; VLANES];
-    // SAFETY: `len` floats readable; `buf` holds VLANES >= len.
-    unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), len) };
-    buf
-}
-
-/// The work on one chunk of 16 elements. A trait rather than a closure: a closure is compiled
-/// as its own function, outside the ISA's target features, and would not inline intrinsics.
-trait ChunkOp<S: Simd> {
-    /// Process `v`; `out` (if non-null) has room for a whole chunk of results.
+/// The work on one block. A trait rather than a closure: a closure is compiled as its own
+/// function, outside the ISA's target features, and would not inline intrinsics.
+trait BlockOp<S: Simd> {
+    /// Process `v`; `out` (if non-null) has room for a whole block of results.
     ///
     /// # Safety
-    /// A non-null `out` must be writable for `VLANES` floats.
-    unsafe fn chunk(&mut self, s: S, v: &[S::F; VLANES], out: *mut f32);
+    /// A non-null `out` must be writable for `BLOCK` floats.
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32);
 }
 
-/// Visit the row chunk by chunk; the tail is padded with `−inf` and written back partially.
+/// Visit the row block by block; the tail is padded with `−inf` and written back partially.
 ///
 /// # Safety
 /// `x` readable and `out` (if non-null) writable for `n` floats; they may be equal.
 #[inline(always)]
-unsafe fn for_chunks<S: Simd, Op: ChunkOp<S>>(
+unsafe fn for_blocks<S: Simd, Op: BlockOp<S>>(
     s: S,
     x: *const f32,
     out: *mut f32,
     n: usize,
     op: &mut Op,
 ) {
-    let full = n - n % VLANES;
+    let full = n - n % BLOCK;
     let mut i = 0;
     while i < full {
-        // SAFETY: i + VLANES <= n for x and out.
+        // SAFETY: i + BLOCK <= n for x and out.
         unsafe {
-            let v = load_chunk::<S>(s, x.add(i));
+            let v = load_block::<S>(s, x.add(i));
             let o = if out.is_null() { out } else { out.add(i) };
-            op.chunk(s, &v, o);
+            op.block(s, &v, o);
         }
-        i += VLANES;
+        i += BLOCK;
     }
     if i < n {
-        // SAFETY: n − i floats remain; results go to a chunk-sized buffer first.
+        let mut buf = [f32::NEG_INFINITY; BLOCK];
+        let mut res = [0.0f32; BLOCK];
+        // SAFETY: n − i floats remain; results go to a block-sized buffer first.
         unsafe {
-            let buf = tail_chunk(x.add(i), n - i, f32::NEG_INFINITY);
-            let v = load_chunk::<S>(s, buf.as_ptr());
-            let mut res = [0.0f32; VLANES];
-            op.chunk(s, &v, if out.is_null() { out } else { res.as_mut_ptr() });
+            std::ptr::copy_nonoverlapping(x.add(i), buf.as_mut_ptr(), n - i);
+            let v = load_block::<S>(s, buf.as_ptr());
+            op.block(s, &v, if out.is_null() { out } else { res.as_mut_ptr() });
             if !out.is_null() {
                 std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
             }
@@ -133,12 +157,13 @@ struct MaxOp<S: Simd> {
     nan: S::FM,
 }
 
-impl<S: Simd> ChunkOp<S> for MaxOp<S> {
+impl<S: Simd> BlockOp<S> for MaxOp<S> {
     #[inline(always)]
-    unsafe fn chunk(&mut self, s: S, v: &[S::F; VLANES], _out: *mut f32) {
-        for j in 0..nf::<S>() {
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], _out: *mut f32) {
+        for j in 0..nb::<S>() {
+            let a = j % nf::<S>();
             // fmax(v, acc) returns acc when v is NaN: the NaN is tracked in `nan` instead.
-            self.acc[j] = s.fmax(v[j], self.acc[j]);
+            self.acc[a] = s.fmax(v[j], self.acc[a]);
             self.nan = s.fmor(self.nan, s.fis_nan(v[j]));
         }
     }
@@ -155,172 +180,235 @@ pub(crate) unsafe fn row_max<S: Simd>(s: S, x: *const f32, n: usize) -> (f32, bo
         nan: s.fmnone(),
     };
     // SAFETY: forwarded contract.
-    unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
+    unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut op) };
     let (acc, nan) = (op.acc, op.nan);
     let m = tree(spill32(s, &acc), |a, b| if a > b { a } else { b });
     (m, s.fmany(nan))
 }
 
-/// `x − m` as an exact pair `(hi, lo)`; `lo` is −1 (harmless: the argument is clamped) where
-/// `x = −inf` made it NaN.
-#[inline(always)]
-fn shifted<S: Simd>(s: S, x: S::F, m: S::F, neg_m: S::F) -> (S::F, S::F) {
-    let d = s.fsub(x, m);
-    let bb = s.fsub(d, x);
-    let lo = s.fadd(s.fsub(x, s.fsub(d, bb)), s.fsub(neg_m, bb));
-    (d, s.fmax(lo, s.fsplat(-1.0)))
+/// The row's shift `s = K_m·ln 2`.
+#[derive(Clone, Copy)]
+pub(crate) struct Shift {
+    pub k_m: i32,
+    /// `(K_m − 191)·ln 2`: the clamp, whose `2^{K − K_m + 64}` is exactly 0.
+    pub low: f32,
 }
 
-/// `STASH`: softmax (keep every `2^(k+64)(1 + t)`); else logsumexp / log_softmax (max entries
-/// counted apart). A compile-time switch keeps the branch out of the hot loop.
-struct SumOp<S: Simd, const STASH: bool> {
-    m: S::F,
-    neg_m: S::F,
-    acc: [S::V; VLANES],
-    ties: [S::F; VLANES],
-    /// Where the next chunk's `2^(k+64)(1 + t)` go (`STASH` only).
-    stash: *mut f64,
-}
-
-impl<S: Simd, const STASH: bool> ChunkOp<S> for SumOp<S, STASH> {
-    #[inline(always)]
-    unsafe fn chunk(&mut self, s: S, v: &[S::F; VLANES], _out: *mut f32) {
-        let zero = s.fsplat(0.0);
-        for j in 0..nf::<S>() {
-            let (d_hi, d_lo) = shifted(s, v[j], self.m, self.neg_m);
-            let p = exp32_parts(s, d_hi, d_lo);
-            let t = p.t(s);
-            let mut p2 = s.fpow2_from_magic(p.k_magic, 64);
-            if !STASH {
-                // Max entries (d = 0) are counted, not summed; clamped ones contribute 0.
-                let at_max = s.feq(d_hi, zero);
-                self.ties[j] = s.fadd(self.ties[j], s.fkeep(at_max, s.fsplat(1.0)));
-                p2 = s.fkeep(s.fmand(s.fge(d_hi, s.fsplat(X_LOW)), s.flt(d_hi, zero)), p2);
-            }
-            for i in 0..ratio::<S>() {
-                let pw = s.widen(p2, i);
-                // 2^(k+64)·(1 + t), exact in f64.
-                let e = s.fma(s.widen(t, i), pw, pw);
-                let a = j * ratio::<S>() + i;
-                self.acc[a] = s.add(self.acc[a], e);
-                if STASH {
-                    // SAFETY: the stash is padded to hold whole chunks (see `row_sum`).
-                    unsafe { s.store_f64(self.stash.add(a * S::LANES), e) };
-                }
-            }
+impl Shift {
+    /// `None` when `|m| > M_LIMIT` (or `m` is not finite).
+    pub fn of(m: f32) -> Option<Shift> {
+        if !m.is_finite() || m.abs() > M_LIMIT {
+            return None;
         }
-        if STASH {
-            // SAFETY: as above; the next chunk starts VLANES doubles later.
-            self.stash = unsafe { self.stash.add(VLANES) };
+        let k_m = (m.mul_add(LOG2_E, MAGIC32) - MAGIC32) as i32;
+        // Rounding `low` to f32 moves it by < 0.005, far from the ±0.35 that would change its K.
+        let low = ((k_m - EXP_OFFSET) as f64 * std::f64::consts::LN_2) as f32;
+        Some(Shift { k_m, low })
+    }
+
+    /// `e^{s − m}`, the factor from sums relative to the shift to sums relative to the max.
+    pub fn to_max(self, m: f32) -> f64 {
+        (self.k_m as f64)
+            .mul_add(std::f64::consts::LN_2, -(m as f64))
+            .exp()
+    }
+}
+
+/// `(t, 2^{K − K_m + 64})` with `e^{x − s} = 2^{K − K_m}(1 + t)` for the first `count` of `N`
+/// vectors; vector `j` belongs to the lanes `j % nf` of `low` (the clamp) and `k_m` (`K_m` as
+/// a float), so a row passes splats and a column tile its 16 lanes.
+#[inline(always)]
+pub(crate) fn exp_terms<S: Simd, const N: usize>(
+    s: S,
+    v: &[S::F; N],
+    count: usize,
+    low: &[S::F; VLANES],
+    k_m: &[S::F; VLANES],
+) -> ([S::F; N], [S::F; N]) {
+    let mut xc = *v;
+    for j in 0..count {
+        // fmax returns its second operand when either is NaN (NaN rows never get here);
+        // −inf (padding, masked entries) is clamped like any far-away entry.
+        xc[j] = s.fmax(low[j % nf::<S>()], v[j]);
+    }
+    let (t0, c, k_magic) = exp32_reduced_n::<S, N>(s, &xc, None, count);
+    let mut t = t0;
+    let mut p2 = k_magic;
+    for j in 0..count {
+        t[j] = s.fadd(t0[j], c[j]);
+        // MAGIC + K − K_m is exact; its exponent field K − K_m + 191 is 0 at the clamp.
+        p2[j] = s.fpow2_from_magic(s.fsub(k_magic[j], k_m[j % nf::<S>()]), 64);
+    }
+    (t, p2)
+}
+
+/// Splats of a row's clamp and `K_m` for [`exp_terms`].
+#[inline(always)]
+fn row_lanes<S: Simd>(s: S, shift: Shift) -> ([S::F; VLANES], [S::F; VLANES]) {
+    (
+        [s.fsplat(shift.low); VLANES],
+        [s.fsplat(shift.k_m as f32); VLANES],
+    )
+}
+
+/// One term of a logsumexp sum: `(y, y_lo, at_max)` with `y + y_lo = p2·(1 + t)` exactly, both
+/// zero at the max entries (`x == m`), which are counted apart.
+#[inline(always)]
+pub(crate) fn lse_term<S: Simd>(s: S, t: S::F, p2: S::F, x: S::F, m: S::F) -> (S::F, S::F, S::FM) {
+    let at_max = s.feq(x, m);
+    let p2 = s.fdrop(at_max, p2);
+    let y = s.ffma(t, p2, p2);
+    // p2·(1 + t) − y: p2 − y is exact (Sterbenz) and the rounding error of y, a power of two
+    // times the error of fl(1 + t), is a float: the FMA returns it exactly.
+    let y_lo = s.ffma(t, p2, s.fsub(p2, y));
+    (y, y_lo, at_max)
+}
+
+/// softmax pass 2: `y = 2^{K−K_m+64}(1 + t)` rounded once into `out`, summed in f64.
+struct SoftmaxSumOp<S: Simd> {
+    low: [S::F; VLANES],
+    k_m: [S::F; VLANES],
+    acc: [S::V; VLANES],
+}
+
+impl<S: Simd> BlockOp<S> for SoftmaxSumOp<S> {
+    #[inline(always)]
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
+        let (t, p2) = exp_terms(s, v, nb::<S>(), &self.low, &self.k_m);
+        for j in 0..nb::<S>() {
+            let y = s.ffma(t[j], p2[j], p2[j]);
+            // SAFETY: `out` has room for a whole block (the trait's contract).
+            unsafe { s.fstore(out.add(j * S::LANES32), y) };
+            for i in 0..ratio::<S>() {
+                let a = acc_index::<S>(j, i);
+                self.acc[a] = s.add(self.acc[a], s.widen(y, i));
+            }
         }
     }
 }
 
-/// Pass 2: `S = Σ e^{x_i − m}`. With `STASH` (softmax), `2⁶⁴·e^{x_i − m}` is also
-/// written to `stash[i]`, exactly as summed, and the returned sum is scaled by 2⁶⁴ too;
-/// otherwise the max entries are counted apart for the `log1p` form.
+/// logsumexp / log_softmax pass 2: `Σ 2^{K−K_m+64}(1 + t)` over the entries below the max,
+/// and the number of max entries. Each term is split exactly as `y + y_lo` (f32): `y` is
+/// summed in f64, `y_lo` (below 2⁻²⁴ y) in f32. Widening only `y` halves the f32→f64
+/// conversions, which have one port on AVX2 machines and bounded this pass.
+struct LseSumOp<S: Simd> {
+    m: S::F,
+    low: [S::F; VLANES],
+    k_m: [S::F; VLANES],
+    acc: [S::V; VLANES],
+    lo: [S::F; VLANES],
+    ties: [S::F; VLANES],
+}
+
+impl<S: Simd> BlockOp<S> for LseSumOp<S> {
+    #[inline(always)]
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], _out: *mut f32) {
+        let (t, p2) = exp_terms(s, v, nb::<S>(), &self.low, &self.k_m);
+        let one = s.fsplat(1.0);
+        for j in 0..nb::<S>() {
+            let a = j % nf::<S>();
+            let (y, y_lo, at_max) = lse_term(s, t[j], p2[j], v[j], self.m);
+            self.ties[a] = s.fadd(self.ties[a], s.fkeep(at_max, one));
+            self.lo[a] = s.fadd(self.lo[a], y_lo);
+            for i in 0..ratio::<S>() {
+                let a = acc_index::<S>(j, i);
+                self.acc[a] = s.add(self.acc[a], s.widen(y, i));
+            }
+        }
+    }
+}
+
+/// `out_i = y_i · (inv_hi + inv_lo)`, rounded once.
+struct ScaleOp<S: Simd> {
+    inv_hi: S::F,
+    inv_lo: S::F,
+}
+
+impl<S: Simd> BlockOp<S> for ScaleOp<S> {
+    #[inline(always)]
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
+        for j in 0..nb::<S>() {
+            let y = s.ffma(v[j], self.inv_hi, s.fmul(v[j], self.inv_lo));
+            // SAFETY: `out` has room for a whole block (the trait's contract).
+            unsafe { s.fstore(out.add(j * S::LANES32), y) };
+        }
+    }
+}
+
+/// `out_i = (x_i − c_hi) − c_lo` with `c_hi + c_lo = m + log S` (an f32 pair).
+///
+/// Within 2 ULP: where `x_i − c_hi` is inexact it is at least `c_hi/2` in magnitude and
+/// `c_lo` is small next to it; where it cancels (x near m, log S below ulp(m)) it is exact
+/// (Sterbenz) and `c_lo` carries `log S` to f32 precision, so outputs near 0 keep their
+/// relative accuracy.
+struct LogSoftmaxOp<S: Simd> {
+    c_hi: S::F,
+    c_lo: S::F,
+}
+
+impl<S: Simd> BlockOp<S> for LogSoftmaxOp<S> {
+    #[inline(always)]
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
+        for j in 0..nb::<S>() {
+            let y = s.fsub(s.fsub(v[j], self.c_hi), self.c_lo);
+            // SAFETY: `out` has room for a whole block (the trait's contract).
+            unsafe { s.fstore(out.add(j * S::LANES32), y) };
+        }
+    }
+}
+
+/// Pass 2 for logsumexp / log_softmax: `S = Σ e^{x_i − m}` with the max entries counted apart
+/// (`below_single_max` set when there is exactly one).
 ///
 /// # Safety
-/// `x` readable for `n` floats; with `STASH`, `stash` writable for `n + VLANES` doubles;
-/// `m` finite.
+/// `x` readable for `n` floats; `m` finite with `|m| ≤ M_LIMIT`.
 #[inline(always)]
-pub(crate) unsafe fn row_sum<S: Simd, const STASH: bool>(
-    s: S,
-    x: *const f32,
-    n: usize,
-    m: f32,
-    stash: *mut f64,
-) -> ExpSum {
-    let mut op = SumOp::<S, STASH> {
+unsafe fn lse_sum<S: Simd>(s: S, x: *const f32, n: usize, m: f32, shift: Shift) -> ExpSum {
+    let (low, k_m) = row_lanes(s, shift);
+    let mut op = LseSumOp::<S> {
         m: s.fsplat(m),
-        neg_m: s.fsplat(-m),
+        low,
+        k_m,
         acc: [s.splat(0.0); VLANES],
+        lo: [s.fsplat(0.0); VLANES],
         ties: [s.fsplat(0.0); VLANES],
-        stash,
     };
     // SAFETY: forwarded contract.
-    unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
-    let (acc, ties) = (op.acc, op.ties);
-    let total = tree(spill64(s, &acc), |a, b| a + b);
-    if STASH {
-        return ExpSum {
-            hi: total,
-            lo: 0.0,
-            below_single_max: None,
-        };
-    }
-    let total = total / SCALE;
-    let count = tree(spill32(s, &ties), |a, b| a + b) as f64;
-    let (hi, lo) = two_sum(count, total);
+    unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut op) };
+    let lo = tree(spill32(s, &op.lo), |a, b| a + b) as f64;
+    let total = tree(spill64(s, &op.acc), |a, b| a + b) + lo;
+    let others = total / SCALE * shift.to_max(m);
+    let count = tree(spill32(s, &op.ties), |a, b| a + b) as f64;
+    let (hi, lo) = two_sum(count, others);
     ExpSum {
         hi,
         lo,
-        below_single_max: (count == 1.0).then_some(total),
+        below_single_max: (count == 1.0).then_some(others),
     }
 }
 
-/// Pass 3 for log_softmax: `out_i = (x_i − m) − log S`, in f64 (where `x − m` is exact), rounded
-/// once.
-///
-/// # Safety
-/// `x` readable and `out` writable for `n` floats; they may be equal.
-#[inline(always)]
-pub(crate) unsafe fn write_log_softmax<S: Simd>(
-    s: S,
-    x: *const f32,
-    out: *mut f32,
-    n: usize,
-    m: f32,
-    log_s: f64,
-) {
-    let mut op = LogSoftmaxOp::<S> {
-        m: s.splat(m as f64),
-        log_s: s.splat(log_s),
-    };
-    // SAFETY: forwarded contract.
-    unsafe { for_chunks(s, x, out, n, &mut op) }
-}
-
-struct LogSoftmaxOp<S: Simd> {
-    m: S::V,
-    log_s: S::V,
-}
-
-impl<S: Simd> ChunkOp<S> for LogSoftmaxOp<S> {
-    #[inline(always)]
-    unsafe fn chunk(&mut self, s: S, v: &[S::F; VLANES], out: *mut f32) {
-        for j in 0..nf::<S>() {
-            let lo = s.sub(s.sub(s.widen(v[j], 0), self.m), self.log_s);
-            let hi = if ratio::<S>() > 1 {
-                s.sub(s.sub(s.widen(v[j], 1), self.m), self.log_s)
-            } else {
-                lo
-            };
-            // SAFETY: `out` has room for a whole chunk (the trait's contract).
-            unsafe { s.fstore(out.add(j * S::LANES32), s.narrow(lo, hi)) };
-        }
-    }
-}
-
-/// logsumexp of a float32 row (`−inf` when empty).
+/// logsumexp of a float32 row (`−inf` when empty); `None` when `|max| > M_LIMIT` (the caller
+/// takes the f64-lane path).
 ///
 /// # Safety
 /// `x` readable for `n` floats.
 #[inline(always)]
-pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> f64 {
+pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> Option<f64> {
     // SAFETY (both blocks): forwarded contract.
     let (m, nan) = unsafe { row_max(s, x, n) };
     if nan {
-        return f64::NAN;
+        return Some(f64::NAN);
     }
     if !m.is_finite() {
-        return m as f64; // +inf, or -inf for empty / all -inf rows
+        return Some(m as f64); // +inf, or -inf for empty / all -inf rows
     }
-    let sum = unsafe { row_sum::<S, false>(s, x, n, m, std::ptr::null_mut()) };
-    m as f64 + sum.ln()
+    let shift = Shift::of(m)?;
+    let sum = unsafe { lse_sum(s, x, n, m, shift) };
+    Some(m as f64 + sum.ln())
 }
 
-/// softmax (or log_softmax when `log`) of a float32 row into `out` (which may equal `x`).
+/// softmax (or log_softmax when `log`) of a float32 row into `out` (which may equal `x`);
+/// `false`, with nothing written, when `|max| > M_LIMIT` (the caller takes the f64-lane path).
 ///
 /// # Safety
 /// `x` readable and `out` writable for `n` floats.
@@ -331,25 +419,45 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
     out: *mut f32,
     n: usize,
     log: bool,
-    stash: &mut Vec<f64>,
-) {
+) -> bool {
     if n == 0 {
-        return;
+        return true;
     }
     // SAFETY (all blocks): forwarded contract.
     let (m, nan) = unsafe { row_max(s, x, n) };
     if !m.is_finite() || nan {
         unsafe { super::rows::special_row(x, out, n, m as f64, nan, log) };
-        return;
+        return true;
     }
+    let Some(shift) = Shift::of(m) else {
+        return false;
+    };
     if log {
-        let sum = unsafe { row_sum::<S, false>(s, x, n, m, std::ptr::null_mut()) };
-        unsafe { write_log_softmax(s, x, out, n, m, sum.ln()) };
+        let sum = unsafe { lse_sum(s, x, n, m, shift) };
+        // m + log S as an f64 pair first: log S may be far below ulp(m).
+        let (c, c_err) = two_sum(m as f64, sum.ln());
+        let c_hi = c as f32;
+        let mut op = LogSoftmaxOp::<S> {
+            c_hi: s.fsplat(c_hi),
+            c_lo: s.fsplat(((c - c_hi as f64) + c_err) as f32),
+        };
+        unsafe { for_blocks(s, x, out, n, &mut op) };
     } else {
-        // The exact exponentials wait in the stash; each output is rounded once.
-        stash.resize(n + VLANES, 0.0);
-        let sp = stash.as_mut_ptr();
-        let sum = unsafe { row_sum::<S, true>(s, x, n, m, sp) };
-        unsafe { super::rows::write_scaled::<S, f32>(s, sp, out, n, 1.0 / sum.hi) };
+        // The rounded y wait in `out` (each element is read before it is written).
+        let (low, k_m) = row_lanes(s, shift);
+        let mut op = SoftmaxSumOp::<S> {
+            low,
+            k_m,
+            acc: [s.splat(0.0); VLANES],
+        };
+        unsafe { for_blocks(s, x, out, n, &mut op) };
+        let inv = 1.0 / tree(spill64(s, &op.acc), |a, b| a + b);
+        let inv_hi = inv as f32;
+        let mut scale = ScaleOp::<S> {
+            inv_hi: s.fsplat(inv_hi),
+            inv_lo: s.fsplat((inv - inv_hi as f64) as f32),
+        };
+        unsafe { for_blocks(s, out, out, n, &mut scale) };
     }
+    true
 }

@@ -22,7 +22,7 @@ use crate::simd::{Simd, WithSimd};
 
 /// `1.5 · 2^23`: adding it rounds a float to an integer and leaves it in the low mantissa bits.
 pub const MAGIC32: f32 = 12_582_912.0;
-const LOG2_E: f32 = std::f32::consts::LOG2_E;
+pub(crate) const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// `ln 2` rounded to f32.
 const LN2_HI: f32 = std::f32::consts::LN_2;
 /// `ln 2 − LN2_HI`.
@@ -70,21 +70,75 @@ pub fn exp32_parts<S: Simd>(s: S, x_hi: S::F, x_lo: S::F) -> Exp32Parts<S::F> {
     // Operand order keeps NaN: fmax returns the second operand when either is NaN.
     let x = s.fmax(s.fsplat(X_LOW), x_hi);
     let x_lo = s.fkeep(s.feq(x, x_hi), x_lo);
-    let magic = s.fsplat(MAGIC32);
-    let k_magic = s.ffma(x, s.fsplat(LOG2_E), magic);
-    let k = s.fsub(k_magic, magic);
-    let r1 = s.ffma(k, s.fsplat(-LN2_HI), x); // exact
-    let r_hi = s.ffma(k, s.fsplat(-LN2_LO), r1);
-    let r_lo = s.fadd(s.ffma(k, s.fsplat(-LN2_LO), s.fsub(r1, r_hi)), x_lo);
-
-    let mut p = s.fsplat(P[0]);
-    for &c in &P[1..] {
-        p = s.ffma(p, r_hi, s.fsplat(c));
+    let (t0, c, k_magic) = exp32_reduced_n::<S, 1>(s, &[x], Some(&[x_lo]), 1);
+    Exp32Parts {
+        t0: t0[0],
+        c: c[0],
+        k_magic: k_magic[0],
     }
-    let t0 = s.ffma(s.fmul(r_hi, r_hi), p, r_hi);
+}
+
+/// `(t0, c, k_magic)` for `N` vectors, as in [`Exp32Parts`].
+pub type Exp32Lanes<F, const N: usize> = ([F; N], [F; N], [F; N]);
+
+/// `e^(x + x_lo) = 2^k · (1 + t0 + c)` for the first `count` of `N` vectors, each step applied
+/// to all of them before the next: one vector's chain is about 20 dependent operations, and
+/// interleaving several keeps the FMA units busy (measured 1.3–1.5× on AVX2 for 4 vectors).
+/// Returns `(t0, c, k_magic)` as in [`Exp32Parts`].
+///
+/// Valid for finite `|x| ≤ 2¹⁷` (the caller bounds it; the exponent `k` is the caller's to
+/// scale): the reduction `x − k·ln2_hi` is exact there, because both terms are multiples of
+/// 2⁻²⁴ (2⁻²⁵ below 0.5) and the difference is below 0.36; `k·ln2_lo` is kept to 2⁻³⁵.
+#[inline(always)]
+pub fn exp32_reduced_n<S: Simd, const N: usize>(
+    s: S,
+    x: &[S::F; N],
+    x_lo: Option<&[S::F; N]>,
+    count: usize,
+) -> Exp32Lanes<S::F, N> {
+    let magic = s.fsplat(MAGIC32);
+    let mut k_magic = *x;
+    let mut k = *x;
+    let mut r1 = *x;
+    let mut r_hi = *x;
+    let mut r_lo = *x;
+    let mut p = *x;
+    let mut t0 = *x;
+    let mut c = *x;
+    for j in 0..count {
+        k_magic[j] = s.ffma(x[j], s.fsplat(LOG2_E), magic);
+    }
+    for j in 0..count {
+        k[j] = s.fsub(k_magic[j], magic);
+    }
+    for j in 0..count {
+        r1[j] = s.ffma(k[j], s.fsplat(-LN2_HI), x[j]); // exact
+    }
+    for j in 0..count {
+        r_hi[j] = s.ffma(k[j], s.fsplat(-LN2_LO), r1[j]);
+    }
+    for j in 0..count {
+        r_lo[j] = s.ffma(k[j], s.fsplat(-LN2_LO), s.fsub(r1[j], r_hi[j]));
+        if let Some(lo) = x_lo {
+            r_lo[j] = s.fadd(r_lo[j], lo[j]);
+        }
+    }
+    for pj in p.iter_mut().take(count) {
+        *pj = s.fsplat(P[0]);
+    }
+    for &coef in &P[1..] {
+        for j in 0..count {
+            p[j] = s.ffma(p[j], r_hi[j], s.fsplat(coef));
+        }
+    }
+    for j in 0..count {
+        t0[j] = s.ffma(s.fmul(r_hi[j], r_hi[j]), p[j], r_hi[j]);
+    }
     // e^(r_hi + r_lo) − 1 = t0 + r_lo·(1 + t0) + O(r_lo²).
-    let c = s.ffma(r_lo, t0, r_lo);
-    Exp32Parts { t0, c, k_magic }
+    for j in 0..count {
+        c[j] = s.ffma(r_lo[j], t0[j], r_lo[j]);
+    }
+    (t0, c, k_magic)
 }
 
 /// `e^x` rounded once to f32 (the standalone kernel; scales `2^k` in two normal steps).

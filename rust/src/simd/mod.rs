@@ -173,6 +173,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn fmany(self, m: Self::FM) -> bool;
     /// `if m { v } else { 0 }` per lane.
     fn fkeep(self, m: Self::FM, v: Self::F) -> Self::F;
+    /// `if m { 0 } else { v }` per lane.
+    fn fdrop(self, m: Self::FM, v: Self::F) -> Self::F;
     /// `2^(k + bias)` for lanes holding `t = k + MAGIC32` (see [`crate::math::exp32`]), valid
     /// while `k + bias` is in [−126, 127].
     fn fpow2_from_magic(self, t: Self::F, bias: i32) -> Self::F;

@@ -155,6 +155,10 @@ impl Simd for Avx2 {
         unsafe { _mm256_and_ps(m, v) }
     }
     #[inline(always)]
+    fn fdrop(self, m: __m256, v: __m256) -> __m256 {
+        unsafe { _mm256_andnot_ps(m, v) }
+    }
+    #[inline(always)]
     fn fpow2_from_magic(self, t: __m256, bias: i32) -> __m256 {
         unsafe {
             let bits = _mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127 + bias));

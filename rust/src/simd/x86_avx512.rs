@@ -156,6 +156,10 @@ impl Simd for Avx512 {
         unsafe { _mm512_maskz_mov_ps(m, v) }
     }
     #[inline(always)]
+    fn fdrop(self, m: __mmask16, v: __m512) -> __m512 {
+        unsafe { _mm512_maskz_mov_ps(!m, v) }
+    }
+    #[inline(always)]
     fn fpow2_from_magic(self, t: __m512, bias: i32) -> __m512 {
         unsafe {
             let bits = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 + bias));
