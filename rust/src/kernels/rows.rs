@@ -4,8 +4,9 @@
 //! Algorithm (Blanchard, Higham & Higham 2021, with the rounding of `x − max` carried):
 //! 1. `m = max x` (NaN noted separately, `+inf` entries counted only when `m = +inf`);
 //! 2. `S = Σ e^{(x_i − m)/T}` with `x_i − m` as an exact double-double (TwoSum) for f64, the exp
-//!    kept as `2^k(1+t)` and summed with per-lane compensation (float32 data is computed in f64
-//!    lanes, where `x − m` is exact and a plain f64 sum is ample);
+//!    kept as `2^k(1+t)` and summed with per-lane compensation (float32 data reaches this path
+//!    only with a temperature or a maximum beyond ±65536, otherwise [`super::rows32`] takes it;
+//!    here it is computed in f64 lanes, where `x − m` is exact and a plain f64 sum is ample);
 //! 3. logsumexp `= m + log S` with `log S = log1p(S − 1)` near 1 (the max contributes exactly 1);
 //!    softmax `= 2^k (1 + t) / S` rounded once; log_softmax `= (x − m)/T − log S`.
 //!
