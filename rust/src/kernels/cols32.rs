@@ -14,7 +14,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::rows::{two_sum, ExpSum, Scaling};
-use super::rows32::{exp_terms, lse_term, nf, ratio, Shift, SCALE};
+use super::rows32::{
+    exp_terms, f32_pair, lse_term, minus_pair, nf, ratio, times_pair, Shift, SCALE,
+};
 use crate::simd::{Element, Simd, VLANES};
 
 /// What to compute for a tile.
@@ -140,12 +142,10 @@ pub(crate) unsafe fn tile<S: Simd>(
     if softmax {
         let (mut inv_hi, mut inv_lo) = ([0.0f32; VLANES], [0.0f32; VLANES]);
         for b in 0..VLANES {
-            let inv = 1.0 / sums[b];
-            inv_hi[b] = inv as f32;
-            inv_lo[b] = (inv - inv_hi[b] as f64) as f32;
+            (inv_hi[b], inv_lo[b]) = f32_pair(1.0 / sums[b], 0.0);
         }
         // SAFETY: the arrays hold VLANES floats; the tile holds n·16.
-        unsafe { scale_lanes(s, tile, n, &inv_hi, &inv_lo) };
+        unsafe { rewrite_lanes(s, tile, n, (&inv_hi, &inv_lo), false) };
     } else {
         let mut logs = [0.0f64; VLANES];
         for b in 0..VLANES {
@@ -172,11 +172,10 @@ pub(crate) unsafe fn tile<S: Simd>(
             for b in 0..VLANES {
                 // m + log S as an f64 pair first: log S may be far below ulp(m).
                 let (c, err) = two_sum(ms[b] as f64, logs[b]);
-                c_hi[b] = c as f32;
-                c_lo[b] = ((c - c_hi[b] as f64) + err) as f32;
+                (c_hi[b], c_lo[b]) = f32_pair(c, err);
             }
             // SAFETY: as above.
-            unsafe { shift_lanes(s, tile, n, &c_hi, &c_lo) };
+            unsafe { rewrite_lanes(s, tile, n, (&c_hi, &c_lo), true) };
         }
     }
 
@@ -246,24 +245,26 @@ impl<S: Simd> ColSums<S> {
     }
 }
 
-/// `tile[i·16 + b] = y · (inv_hi[b] + inv_lo[b])`, rounded once.
+/// Pass 3 over a tile from a per-lane f32 pair `(hi[b], lo[b])`: softmax's
+/// `y · (hi + lo)` (the pair is `1/S`) or, with `log`, log_softmax's `(x − hi) − lo` (the pair
+/// is `m + log S`).
 ///
 /// # Safety
 /// `tile` must hold `n · 16` floats.
 #[inline(always)]
-unsafe fn scale_lanes<S: Simd>(
+unsafe fn rewrite_lanes<S: Simd>(
     s: S,
     tile: *mut f32,
     n: usize,
-    inv_hi: &[f32; VLANES],
-    inv_lo: &[f32; VLANES],
+    (pair_hi, pair_lo): (&[f32; VLANES], &[f32; VLANES]),
+    log: bool,
 ) {
     let (mut hi, mut lo) = ([s.fsplat(0.0); VLANES], [s.fsplat(0.0); VLANES]);
     for j in 0..nf::<S>() {
         // SAFETY: the arrays hold VLANES floats.
         unsafe {
-            hi[j] = s.fload(inv_hi.as_ptr().add(j * S::LANES32));
-            lo[j] = s.fload(inv_lo.as_ptr().add(j * S::LANES32));
+            hi[j] = s.fload(pair_hi.as_ptr().add(j * S::LANES32));
+            lo[j] = s.fload(pair_lo.as_ptr().add(j * S::LANES32));
         }
     }
     for i in 0..n {
@@ -271,40 +272,13 @@ unsafe fn scale_lanes<S: Simd>(
             // SAFETY: the tile holds n·16 floats.
             unsafe {
                 let p = tile.add(i * VLANES + j * S::LANES32);
-                let y = s.fload(p);
-                s.fstore(p, s.ffma(y, hi[j], s.fmul(y, lo[j])));
-            }
-        }
-    }
-}
-
-/// `tile[i·16 + b] = (x − c_hi[b]) − c_lo[b]`: log_softmax from `c = m + log S` (see
-/// `rows32::LogSoftmaxOp` for the error bound).
-///
-/// # Safety
-/// `tile` must hold `n · 16` floats.
-#[inline(always)]
-unsafe fn shift_lanes<S: Simd>(
-    s: S,
-    tile: *mut f32,
-    n: usize,
-    c_hi: &[f32; VLANES],
-    c_lo: &[f32; VLANES],
-) {
-    let (mut hi, mut lo) = ([s.fsplat(0.0); VLANES], [s.fsplat(0.0); VLANES]);
-    for j in 0..nf::<S>() {
-        // SAFETY: the arrays hold VLANES floats.
-        unsafe {
-            hi[j] = s.fload(c_hi.as_ptr().add(j * S::LANES32));
-            lo[j] = s.fload(c_lo.as_ptr().add(j * S::LANES32));
-        }
-    }
-    for i in 0..n {
-        for j in 0..nf::<S>() {
-            // SAFETY: the tile holds n·16 floats.
-            unsafe {
-                let p = tile.add(i * VLANES + j * S::LANES32);
-                s.fstore(p, s.fsub(s.fsub(s.fload(p), hi[j]), lo[j]));
+                let v = s.fload(p);
+                let y = if log {
+                    minus_pair(s, v, hi[j], lo[j])
+                } else {
+                    times_pair(s, v, hi[j], lo[j])
+                };
+                s.fstore(p, y);
             }
         }
     }

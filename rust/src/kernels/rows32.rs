@@ -318,6 +318,24 @@ impl<S: Simd> BlockOp<S> for LseSumOp<S> {
     }
 }
 
+/// `v` as an unevaluated f32 pair `hi + lo` (`v = v_hi + v_lo` given in f64).
+pub(crate) fn f32_pair(v_hi: f64, v_lo: f64) -> (f32, f32) {
+    let hi = v_hi as f32;
+    (hi, ((v_hi - hi as f64) + v_lo) as f32)
+}
+
+/// `y · (hi + lo)`, rounded once (softmax's rescaling).
+#[inline(always)]
+pub(crate) fn times_pair<S: Simd>(s: S, y: S::F, hi: S::F, lo: S::F) -> S::F {
+    s.ffma(y, hi, s.fmul(y, lo))
+}
+
+/// `(x − hi) − lo` (log_softmax from `m + log S` as a pair; see [`LogSoftmaxOp`]).
+#[inline(always)]
+pub(crate) fn minus_pair<S: Simd>(s: S, x: S::F, hi: S::F, lo: S::F) -> S::F {
+    s.fsub(s.fsub(x, hi), lo)
+}
+
 /// `out_i = y_i · (inv_hi + inv_lo)`, rounded once.
 struct ScaleOp<S: Simd> {
     inv_hi: S::F,
@@ -328,7 +346,7 @@ impl<S: Simd> BlockOp<S> for ScaleOp<S> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
         for j in 0..nb::<S>() {
-            let y = s.ffma(v[j], self.inv_hi, s.fmul(v[j], self.inv_lo));
+            let y = times_pair(s, v[j], self.inv_hi, self.inv_lo);
             // SAFETY: `out` has room for a whole block (the trait's contract).
             unsafe { s.fstore(out.add(j * S::LANES32), y) };
         }
@@ -350,7 +368,7 @@ impl<S: Simd> BlockOp<S> for LogSoftmaxOp<S> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
         for j in 0..nb::<S>() {
-            let y = s.fsub(s.fsub(v[j], self.c_hi), self.c_lo);
+            let y = minus_pair(s, v[j], self.c_hi, self.c_lo);
             // SAFETY: `out` has room for a whole block (the trait's contract).
             unsafe { s.fstore(out.add(j * S::LANES32), y) };
         }
@@ -436,10 +454,10 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         let sum = unsafe { lse_sum(s, x, n, m, shift) };
         // m + log S as an f64 pair first: log S may be far below ulp(m).
         let (c, c_err) = two_sum(m as f64, sum.ln());
-        let c_hi = c as f32;
+        let (c_hi, c_lo) = f32_pair(c, c_err);
         let mut op = LogSoftmaxOp::<S> {
             c_hi: s.fsplat(c_hi),
-            c_lo: s.fsplat(((c - c_hi as f64) + c_err) as f32),
+            c_lo: s.fsplat(c_lo),
         };
         unsafe { for_blocks(s, x, out, n, &mut op) };
     } else {
@@ -452,10 +470,10 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         };
         unsafe { for_blocks(s, x, out, n, &mut op) };
         let inv = 1.0 / tree(spill64(s, &op.acc), |a, b| a + b);
-        let inv_hi = inv as f32;
+        let (inv_hi, inv_lo) = f32_pair(inv, 0.0);
         let mut scale = ScaleOp::<S> {
             inv_hi: s.fsplat(inv_hi),
-            inv_lo: s.fsplat((inv - inv_hi as f64) as f32),
+            inv_lo: s.fsplat(inv_lo),
         };
         unsafe { for_blocks(s, out, out, n, &mut scale) };
     }
