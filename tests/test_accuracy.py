@@ -451,3 +451,76 @@ def test_regression_f64_softmax_inexact_shift():
     x = np.array([-341.6674164851058, 211.11033730985696])
     exact = Exact.from_mpf(mp_softmax(x.tolist()))
     assert ulp_error(smoothmax.softmax(x), exact).max() <= 4
+
+
+#: Maxima around the shifted passes' range limits (float32: |max| <= 65536, float64: 2^30;
+#: beyond them the generic path), and offsets from the max across each clamp (float32 entries
+#: ~132 below the max contribute 0; float64 ~708 below, where softmax outputs are subnormal).
+SHIFT_EDGES = {
+    F32: ([0.0, -3.5, 40.0, 65536.0, -65536.0, 65540.0, -1e6], [0, -1, -87, -104, -131, -133]),
+    F64: (
+        [0.0, -3.5, 700.0, 2.0**30, -(2.0**30), 2.0**30 + 64, -1e12],
+        [0, -1, -300, -700, -708.3, -720, -744.5, -745.2, -760, -800],
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(FUNCS))
+def test_shifted_path_edges_vs_mpmath(name, dtype, tolerance, record_property):
+    """Rows at both sides of the range limit of the shifted passes, with entries across the
+    clamp (including subnormal float64 softmax outputs), in rows (the row kernels) and as
+    columns of a (n, 20) array (the column tiles)."""
+    maxima, offsets = SHIFT_EDGES[dtype]
+    rows = []
+    for m in maxima:
+        row = (np.float64(m) + np.array(offsets, dtype=np.float64)).astype(dtype)
+        rows.append(row)
+        rows.append(row[::-1].copy())
+    x = np.stack(rows)
+    exact = mp_rows(MP_REF[name], x)
+    lse_rows = x if name == "logsumexp" else None
+    _check(
+        record_property,
+        tolerance,
+        name,
+        dtype,
+        FUNCS[name](x, axis=-1),
+        exact,
+        x,
+        "shift edges, rows",
+        lse_rows=lse_rows,
+    )
+    cols = np.ascontiguousarray(x.T)
+    got = FUNCS[name](cols, axis=0)
+    got = got.T if name != "logsumexp" else got
+    _check(
+        record_property,
+        tolerance,
+        name,
+        dtype,
+        got,
+        exact,
+        x,
+        "shift edges, columns",
+        lse_rows=lse_rows,
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("n", [2, 17, 20_000])
+def test_confident_rows_log_softmax_at_max(dtype, n, tolerance, record_property):
+    """One large logit and n − 1 equal small ones: log_softmax at the max is
+    ``-log1p((n-1) e^{-d})``, far below ulp(max), so every other term must be summed to full
+    relative accuracy (float64: terms below 2⁻⁵¹ of the max go to the low part of the sums)."""
+    import mpmath
+
+    d = 40.0 if dtype == F64 else 20.0
+    x = np.zeros(n, dtype=dtype)
+    x[n // 3] = d
+    got = smoothmax.log_softmax(x)[n // 3]
+    exact = Exact.from_mpf([-mpmath.log1p((n - 1) * mpmath.exp(-mpmath.mpf(d)))])
+    err = float(ulp_error(np.array([got]), exact, dtype).max())
+    record_max("log_softmax", dtype, err, f"confident n={n}")
+    record_property("max_ulp", err)
+    assert err <= tolerance[("log_softmax", dtype)], (got, exact.hi)

@@ -443,9 +443,9 @@ def softmax(
     Notes
     -----
     Every output is within 4 ULP of the exactly rounded value (measured maxima: 2.7 ULP for
-    float32, 1.3 for float64): the argument reduction of ``exp`` is exact, sums are exact in
-    float64 (compensated for float64 data), and each output is rounded once after the
-    division (float32: from the exponential rounded once to float32). Rows with ``+inf``
+    float32, 2.4 for float64): the argument reduction of ``exp`` is exact, sums are exact in
+    float64 (double-double for float64 data), and each output is rounded once after the
+    division, from the exponential rounded once to the dtype. Rows with ``+inf``
     entries share the mass equally among them; rows without finite mass (all ``-inf`` or
     fully masked) give zeros; a NaN makes its row NaN.
 

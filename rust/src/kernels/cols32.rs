@@ -159,7 +159,7 @@ pub(crate) unsafe fn tile<S: Simd>(
             logs[b] = ExpSum {
                 hi,
                 lo,
-                below_single_max: (count == 1.0).then_some(others),
+                below_single_max: (count == 1.0).then_some((others, 0.0)),
             }
             .ln();
         }
@@ -284,30 +284,30 @@ unsafe fn rewrite_lanes<S: Simd>(
     }
 }
 
-/// Results for the saved rows whose maximum is beyond the f32-lane range, from the row
-/// kernels (which take the f64-lane path for them).
+/// Results for the saved rows whose maximum is beyond the shifted passes' range, from the row
+/// kernels (which take the generic f64-lane path for them).
 ///
 /// # Safety
-/// `tile` must hold `n · 16` floats.
-unsafe fn finish_far_lanes<S: Simd>(
+/// `tile` must hold `n · 16` elements.
+pub(crate) unsafe fn finish_far_lanes<S: Simd, E: Element>(
     s: S,
-    tile: *mut f32,
+    tile: *mut E,
     n: usize,
     op: ColOp,
-    saved: Vec<(usize, Vec<f32>)>,
+    saved: Vec<(usize, Vec<E>)>,
     lse: &mut [f64; VLANES],
 ) {
     let mut stash = Vec::new();
     for (b, mut row) in saved {
         let p = row.as_mut_ptr();
         if op == ColOp::Lse {
-            // SAFETY: row holds n floats.
-            lse[b] = unsafe { super::rows::lse_row::<S, f32>(s, p, n) };
+            // SAFETY: row holds n elements.
+            lse[b] = unsafe { super::rows::lse_row::<S, E>(s, p, n) };
             continue;
         }
         let log = op == ColOp::LogSoftmax;
-        // SAFETY: row holds n floats; in place is allowed.
-        unsafe { super::rows::softmax_row::<S, f32>(s, p, p, n, Scaling::NONE, log, &mut stash) };
+        // SAFETY: row holds n elements; in place is allowed.
+        unsafe { super::rows::softmax_row::<S, E>(s, p, p, n, Scaling::NONE, log, &mut stash) };
         for (i, v) in row.into_iter().enumerate() {
             // SAFETY: i·16 + b < n·16.
             unsafe { *tile.add(i * VLANES + b) = v };

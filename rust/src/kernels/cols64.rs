@@ -1,13 +1,18 @@
-//! The column kernel (16 rows per vector pass, see [`super::cols32`]) in f64 lanes: float64
-//! data, and float32 data with a temperature. The numerics are those of the f64 row passes:
-//! TwoSum shift (and exact division by the temperature), `2^k(1 + t)` summed with per-lane
-//! compensation, `log1p` near 1, one rounding per output.
+//! The column kernels (16 rows per vector pass, see [`super::cols32`]) in f64 lanes.
+//!
+//! [`tile_shifted`] takes float64 data without a temperature, with the numerics of
+//! [`super::rows64`]. [`tile`] takes data with a temperature (float32 or float64), with those
+//! of the generic row passes: TwoSum shift and exact division by the temperature, `2^k(1 + t)`
+//! summed with per-lane compensation, `log1p` near 1, one rounding per output.
 
 // Kernels index several per-lane arrays with one lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::cols32::ColOp;
+use super::cols32::{finish_far_lanes, finish_special_lanes, save_special_lanes, ColOp};
 use super::rows::{shifted, two_sum, ExpSum, Scaling};
+use super::rows64::{
+    accumulate, exp_terms, lse_term, sum_to_max, to_max, LaneShift, Shift, SOFTMAX_SEED,
+};
 use crate::math::exp::{exp_parts, Degree};
 use crate::simd::{Element, Simd, VLANES};
 
@@ -36,39 +41,14 @@ pub(crate) unsafe fn tile<S: Simd, E: Element>(
         Degree::Short
     };
     let at = |i: usize, j: usize| i * VLANES + j * S::LANES;
-    // Pass 1: per-lane max and NaN flags.
-    let mut m = [s.splat(f64::NEG_INFINITY); VLANES];
-    let mut nan = [s.none(); VLANES];
-    for i in 0..n {
-        for j in 0..nv::<S>() {
-            // SAFETY: at(i, j) + LANES <= n·16.
-            let v = unsafe { E::load(s, tile.add(at(i, j))) };
-            m[j] = s.max(v, m[j]);
-            nan[j] = s.or(nan[j], s.is_nan(v));
-        }
-    }
-    let mut ms = [0.0f64; VLANES];
-    let mut special = [false; VLANES];
-    for j in 0..nv::<S>() {
-        let mut flags = [0.0f64; VLANES];
-        // SAFETY: both arrays hold VLANES doubles.
-        unsafe {
-            s.store_f64(ms.as_mut_ptr().add(j * S::LANES), m[j]);
-            s.store_f64(
-                flags.as_mut_ptr(),
-                s.select(nan[j], s.splat(f64::NAN), s.splat(0.0)),
-            );
-        }
-        for l in 0..S::LANES {
-            special[j * S::LANES + l] = flags[l].is_nan();
-        }
-    }
+    // SAFETY: forwarded contract.
+    let (mut ms, special) = unsafe { lane_max::<S, E>(s, tile, n) };
     for b in 0..VLANES {
-        special[b] |= !ms[b].is_finite();
         if special[b] {
             ms[b] = 0.0; // a finite stand-in; the lane's results are rewritten at the end
         }
     }
+    let mut m = [s.splat(0.0); VLANES];
     for j in 0..nv::<S>() {
         // SAFETY: ms holds VLANES doubles.
         m[j] = unsafe { s.load_f64(ms.as_ptr().add(j * S::LANES)) };
@@ -182,4 +162,264 @@ pub(crate) unsafe fn tile<S: Simd, E: Element>(
     // Rows with a NaN or no finite maximum: the row kernels' rules, from the originals.
     // SAFETY: forwarded contract.
     unsafe { super::cols32::finish_special_lanes(tile, n, op, saved, lse) };
+}
+
+/// Pass 1 of a tile: each lane's maximum (NaN ignored) and whether the lane is special (a NaN
+/// or no finite maximum).
+///
+/// # Safety
+/// `tile` must hold `n · 16` elements.
+#[inline(always)]
+unsafe fn lane_max<S: Simd, E: Element>(
+    s: S,
+    tile: *const E,
+    n: usize,
+) -> ([f64; VLANES], [bool; VLANES]) {
+    let mut m = [s.splat(f64::NEG_INFINITY); VLANES];
+    let mut nan = [s.none(); VLANES];
+    for i in 0..n {
+        for j in 0..nv::<S>() {
+            // SAFETY: i·16 + j·LANES + LANES <= n·16.
+            let v = unsafe { E::load(s, tile.add(i * VLANES + j * S::LANES)) };
+            m[j] = s.max(v, m[j]);
+            nan[j] = s.or(nan[j], s.is_nan(v));
+        }
+    }
+    let mut ms = [0.0f64; VLANES];
+    let mut special = [false; VLANES];
+    for j in 0..nv::<S>() {
+        let mut flags = [0.0f64; VLANES];
+        // SAFETY: both arrays hold VLANES doubles.
+        unsafe {
+            s.store_f64(ms.as_mut_ptr().add(j * S::LANES), m[j]);
+            s.store_f64(
+                flags.as_mut_ptr(),
+                s.select(nan[j], s.splat(f64::NAN), s.splat(0.0)),
+            );
+        }
+        for l in 0..S::LANES {
+            special[j * S::LANES + l] = flags[l].is_nan();
+        }
+    }
+    for b in 0..VLANES {
+        special[b] |= !ms[b].is_finite();
+    }
+    (ms, special)
+}
+
+/// Load 16 per-lane doubles as vectors.
+#[inline(always)]
+fn lanes_of<S: Simd>(s: S, a: &[f64; VLANES]) -> [S::V; VLANES] {
+    let mut v = [s.splat(0.0); VLANES];
+    for j in 0..nv::<S>() {
+        // SAFETY: `a` holds VLANES doubles.
+        v[j] = unsafe { s.load_f64(a.as_ptr().add(j * S::LANES)) };
+    }
+    v
+}
+
+/// Spill vectors to 16 per-lane doubles.
+#[inline(always)]
+fn spill<S: Simd>(s: S, v: &[S::V; VLANES]) -> [f64; VLANES] {
+    let mut a = [0.0f64; VLANES];
+    for j in 0..nv::<S>() {
+        // SAFETY: `a` holds VLANES doubles.
+        unsafe { s.store_f64(a.as_mut_ptr().add(j * S::LANES), v[j]) };
+    }
+    a
+}
+
+/// Process one `n × 16` tile of float64 data without a temperature in place, with the
+/// numerics of [`super::rows64`] and one shift per lane: exact reduction from `x`, `y` stored
+/// and summed by Fast2Sum for softmax, `y + y_lo` summed by TwoSum with the max entries counted
+/// apart for logsumexp / log_softmax. Each row's sum runs over `i` in order, the same on every
+/// ISA. Rows whose maximum is beyond [`rows64::M_LIMIT`] go through the row kernels.
+///
+/// # Safety
+/// `tile` must hold `n · 16` doubles.
+#[inline(always)]
+pub(crate) unsafe fn tile_shifted<S: Simd>(
+    s: S,
+    tile: *mut f64,
+    n: usize,
+    op: ColOp,
+    lse: &mut [f64; VLANES],
+) {
+    // SAFETY (all blocks): forwarded contract.
+    let (mut ms, special) = unsafe { lane_max::<S, f64>(s, tile, n) };
+    let mut far = [false; VLANES];
+    let mut low = [0.0f64; VLANES];
+    let mut k_m = [0.0f64; VLANES];
+    for b in 0..VLANES {
+        let shift = if special[b] { None } else { Shift::of(ms[b]) };
+        far[b] = !special[b] && shift.is_none();
+        if special[b] || far[b] {
+            // A small finite max keeps the vector passes well defined; the lane's results are
+            // overwritten at the end.
+            ms[b] = 0.0;
+        }
+        let shift = shift.or(Shift::of(0.0)).expect("0 is in range");
+        (low[b], k_m[b]) = (shift.low, shift.k_m);
+    }
+    let saved = unsafe { save_special_lanes(tile, n, &special) };
+    let saved_far = unsafe { save_special_lanes(tile, n, &far) };
+    let m = lanes_of(s, &ms);
+    let k_m_v = lanes_of(s, &k_m);
+    let mut k_shift = k_m_v;
+    for j in 0..nv::<S>() {
+        k_shift[j] = s.sub(k_m_v[j], s.splat(64.0));
+    }
+    let lanes = LaneShift {
+        low: lanes_of(s, &low),
+        k_shift,
+    };
+
+    // Pass 2, two elements of every row at a time (their exponentials interleaved).
+    let softmax = op == ColOp::Softmax;
+    let seed = if softmax { SOFTMAX_SEED } else { 0.0 };
+    let mut sums = ColSums::<S> {
+        hi: [s.splat(seed); VLANES],
+        lo: [s.splat(0.0); VLANES],
+        ties: [s.splat(0.0); VLANES],
+    };
+    let mut i = 0;
+    while i + 1 < n {
+        // SAFETY: elements i and i + 1 of every row exist.
+        unsafe { sums.step(s, tile.add(i * VLANES), 2, softmax, &m, &lanes) };
+        i += 2;
+    }
+    if i < n {
+        // SAFETY: element i of every row exists.
+        unsafe { sums.step(s, tile.add(i * VLANES), 1, softmax, &m, &lanes) };
+    }
+    let (his, los) = (spill(s, &sums.hi), spill(s, &sums.lo));
+
+    // Pass 3.
+    if softmax {
+        let (mut inv_hi, mut inv_lo) = ([0.0f64; VLANES], [0.0f64; VLANES]);
+        for b in 0..VLANES {
+            let (h, e) = two_sum(his[b], -seed);
+            let (hi, lo) = two_sum(h, e + los[b]);
+            inv_hi[b] = 1.0 / hi;
+            inv_lo[b] = inv_hi[b] * (inv_hi[b].mul_add(-hi, 1.0) - lo * inv_hi[b]);
+        }
+        let (ih, il) = (lanes_of(s, &inv_hi), lanes_of(s, &inv_lo));
+        // SAFETY: the tile holds n·16 doubles.
+        unsafe { rewrite_lanes(s, tile, n, (&ih, &il), false) };
+    } else {
+        let mut f_hi = [s.splat(0.0); VLANES];
+        let mut f_lo = [s.splat(0.0); VLANES];
+        for j in 0..nv::<S>() {
+            (f_hi[j], f_lo[j]) = to_max(s, m[j], k_m_v[j]);
+        }
+        let (f_hi, f_lo) = (spill(s, &f_hi), spill(s, &f_lo));
+        let counts = spill(s, &sums.ties);
+        let mut logs = [0.0f64; VLANES];
+        for b in 0..VLANES {
+            let others = two_sum(his[b], los[b]);
+            logs[b] = sum_to_max(counts[b], others, (f_hi[b], f_lo[b])).ln();
+        }
+        if op == ColOp::Lse {
+            for b in 0..VLANES {
+                lse[b] = ms[b] + logs[b];
+            }
+        } else {
+            let (mut c_hi, mut c_lo) = ([0.0f64; VLANES], [0.0f64; VLANES]);
+            for b in 0..VLANES {
+                // m + log S as a pair: log S may be far below ulp(m).
+                (c_hi[b], c_lo[b]) = two_sum(ms[b], logs[b]);
+            }
+            let (ch, cl) = (lanes_of(s, &c_hi), lanes_of(s, &c_lo));
+            // SAFETY: the tile holds n·16 doubles.
+            unsafe { rewrite_lanes(s, tile, n, (&ch, &cl), true) };
+        }
+    }
+
+    // SAFETY: forwarded contract.
+    unsafe { finish_far_lanes(s, tile, n, op, saved_far, lse) };
+    unsafe { finish_special_lanes(tile, n, op, saved, lse) };
+}
+
+/// Pass 2 accumulators of [`tile_shifted`]: per-lane double-double sums and tie counts.
+struct ColSums<S: Simd> {
+    hi: [S::V; VLANES],
+    lo: [S::V; VLANES],
+    ties: [S::V; VLANES],
+}
+
+impl<S: Simd> ColSums<S> {
+    /// Accumulate `elems` (1 or 2, a constant at each call site so the arrays stay in
+    /// registers) consecutive elements of every row starting at `p`; softmax overwrites them
+    /// with `y`.
+    ///
+    /// # Safety
+    /// `p` must be valid for `elems · 16` doubles.
+    #[inline(always)]
+    unsafe fn step(
+        &mut self,
+        s: S,
+        p: *mut f64,
+        elems: usize,
+        softmax: bool,
+        m: &[S::V; VLANES],
+        lanes: &LaneShift<S::V>,
+    ) {
+        let per = nv::<S>();
+        let count = elems * per;
+        let mut v = [s.splat(0.0); 2 * VLANES];
+        for j in 0..count {
+            // SAFETY: j·LANES + LANES <= elems·16.
+            v[j] = unsafe { s.load_f64(p.add(j * S::LANES)) };
+        }
+        let (t, p2) = exp_terms::<S, { 2 * VLANES }>(s, &v, count, lanes);
+        let (zero, one) = (s.splat(0.0), s.splat(1.0));
+        for j in 0..count {
+            let a = j % per;
+            if softmax {
+                let y = s.fma(t[j], p2[j], p2[j]);
+                // SAFETY: as above.
+                unsafe { s.store_f64(p.add(j * S::LANES), y) };
+                // Fast2Sum: every lane starts above any term.
+                let sum = s.add(self.hi[a], y);
+                let err = s.sub(y, s.sub(sum, self.hi[a]));
+                self.hi[a] = sum;
+                self.lo[a] = s.add(self.lo[a], err);
+            } else {
+                let at_max = s.eq(v[j], m[a]);
+                self.ties[a] = s.add(self.ties[a], s.select(at_max, one, zero));
+                let (y, y_lo) = lse_term(s, t[j], p2[j], at_max);
+                accumulate(s, &mut self.hi[a], &mut self.lo[a], y, y_lo);
+            }
+        }
+    }
+}
+
+/// Pass 3 over a tile from a per-lane pair `(hi, lo)`: softmax's `y·hi + y·lo` rounded once
+/// (the pair is `1/S`) or, with `log`, log_softmax's `(x − hi) − lo` (the pair is `m + log S`).
+///
+/// # Safety
+/// `tile` must hold `n · 16` doubles.
+#[inline(always)]
+unsafe fn rewrite_lanes<S: Simd>(
+    s: S,
+    tile: *mut f64,
+    n: usize,
+    (hi, lo): (&[S::V; VLANES], &[S::V; VLANES]),
+    log: bool,
+) {
+    for i in 0..n {
+        for j in 0..nv::<S>() {
+            // SAFETY: the tile holds n·16 doubles.
+            unsafe {
+                let p = tile.add(i * VLANES + j * S::LANES);
+                let v = s.load_f64(p);
+                let y = if log {
+                    s.sub(s.sub(v, hi[j]), lo[j])
+                } else {
+                    s.fma(v, hi[j], s.mul(v, lo[j]))
+                };
+                s.store_f64(p, y);
+            }
+        }
+    }
 }

@@ -4,9 +4,11 @@
 //! Algorithm (Blanchard, Higham & Higham 2021, with the rounding of `x − max` carried):
 //! 1. `m = max x` (NaN noted separately, `+inf` entries counted only when `m = +inf`);
 //! 2. `S = Σ e^{(x_i − m)/T}` with `x_i − m` as an exact double-double (TwoSum) for f64, the exp
-//!    kept as `2^k(1+t)` and summed with per-lane compensation (float32 data reaches this path
-//!    only with a temperature or a maximum beyond ±65536, otherwise [`super::rows32`] takes it;
-//!    here it is computed in f64 lanes, where `x − m` is exact and a plain f64 sum is ample);
+//!    kept as `2^k(1+t)` and summed with per-lane compensation. Rows without a temperature or
+//!    weights reach this path only when their maximum is beyond the shifted passes' range
+//!    (float32 ±65536, see [`super::rows32`]; float64 ±2³⁰, see [`super::rows64`]), which take
+//!    the others; float32 data is computed here in f64 lanes, where `x − m` is exact and a
+//!    plain f64 sum is ample;
 //! 3. logsumexp `= m + log S` with `log S = log1p(S − 1)` near 1 (the max contributes exactly 1);
 //!    softmax `= 2^k (1 + t) / S` rounded once; log_softmax `= (x − m)/T − log S`.
 //!
@@ -325,7 +327,7 @@ pub(crate) unsafe fn row_sum<S: Simd, E: Element>(
         return ExpSum {
             hi: h,
             lo: l,
-            below_single_max: (ties == 1.0).then_some(others),
+            below_single_max: (ties == 1.0).then_some((others, 0.0)),
         };
     }
     let mut pairs = [(0.0f64, 0.0f64); VLANES];
@@ -351,9 +353,10 @@ pub(crate) struct ExpSum {
     pub hi: f64,
     /// See `hi`.
     pub lo: f64,
-    /// `S − 1` to full relative accuracy, when the row has exactly one maximum and that was
-    /// tracked apart (float32 data; float64 sums carry `S − 1` in `lo` instead).
-    pub below_single_max: Option<f64>,
+    /// `S − 1` to full relative accuracy (as a pair `a + b`), when the row has exactly one
+    /// maximum and that was tracked apart (the shifted passes; the generic float64 sums carry
+    /// `S − 1` in `lo` instead).
+    pub below_single_max: Option<(f64, f64)>,
 }
 
 impl ExpSum {
@@ -361,7 +364,7 @@ impl ExpSum {
     #[inline]
     pub fn ln(&self) -> f64 {
         match self.below_single_max {
-            Some(rest) => rest.ln_1p(),
+            Some((a, b)) => a.ln_1p() + b / (1.0 + a),
             None => log_of_sum(self.hi, self.lo),
         }
     }
@@ -658,11 +661,14 @@ pub(crate) unsafe fn special_row<E: Element>(
 /// `x` readable for `n` elements.
 #[inline(always)]
 pub(crate) unsafe fn lse_row<S: Simd, E: Element>(s: S, x: *const E, n: usize) -> f64 {
-    if !E::IS_F64 {
-        // SAFETY: E is f32, the only element type that is not f64; forwarded contract.
-        if let Some(v) = unsafe { super::rows32::lse_row(s, x.cast::<f32>(), n) } {
-            return v;
-        }
+    // SAFETY (both blocks): E is f64 or f32, as checked; forwarded contract.
+    let shifted_path = if E::IS_F64 {
+        unsafe { super::rows64::lse_row(s, x.cast::<f64>(), n) }
+    } else {
+        unsafe { super::rows32::lse_row(s, x.cast::<f32>(), n) }
+    };
+    if let Some(v) = shifted_path {
+        return v;
     }
     // SAFETY: forwarded contract.
     let (m, nan) = unsafe { row_max::<S, E>(s, x, n) };
@@ -757,11 +763,14 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     if n == 0 {
         return;
     }
-    // SAFETY: E is f32, the only element type that is not f64; forwarded contract.
-    if !E::IS_F64
-        && !sc.active
-        && unsafe { super::rows32::softmax_row(s, x.cast::<f32>(), out.cast::<f32>(), n, log) }
-    {
+    // SAFETY (both blocks): E is f64 or f32, as checked; forwarded contract.
+    let done = !sc.active
+        && if E::IS_F64 {
+            unsafe { super::rows64::softmax_row(s, x.cast::<f64>(), out.cast::<f64>(), n, log) }
+        } else {
+            unsafe { super::rows32::softmax_row(s, x.cast::<f32>(), out.cast::<f32>(), n, log) }
+        };
+    if done {
         return;
     }
     // SAFETY (all blocks): forwarded contract.

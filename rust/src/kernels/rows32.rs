@@ -401,7 +401,7 @@ unsafe fn lse_sum<S: Simd>(s: S, x: *const f32, n: usize, m: f32, shift: Shift) 
     ExpSum {
         hi,
         lo,
-        below_single_max: (count == 1.0).then_some(others),
+        below_single_max: (count == 1.0).then_some((others, 0.0)),
     }
 }
 

@@ -16,8 +16,9 @@
 //! as `r_lo` and added linearly, so `r` is carried to ~2⁻¹⁰⁵. A caller that knows its argument
 //! to more than double precision (softmax's `x − max`, computed by TwoSum) passes the low part.
 //!
-//! Polynomial: Taylor coefficients `1/j!` (the high-order part by Estrin's scheme, the last
-//! three steps by Horner); the truncation error at |r| ≤ ln2/2 is
+//! Polynomial: `e^r − 1 = r + r²·q(r)`, `q` with Taylor coefficients `1/j!` (the high-order
+//! part by Estrin's scheme, the last two steps by Horner); the exact leading `r` stays out of
+//! the rounded product (see [`exp_reduced_n`]). The truncation error at |r| ≤ ln2/2 is
 //! `r^{N+1}/(N+1)! · e^r` = 5.8e-18 (0.05 ULP) for N = 13 and 9.8e-12 (2⁻³⁶·⁶) for N = 9.
 //!
 //! Reconstruction: `2^k` is split as `2^ka · 2^kb` with `ka` clamped to [−1020, 1020], so both
@@ -40,8 +41,8 @@ const X_LOW: f64 = -746.0;
 const X_HIGH: f64 = 710.0;
 
 /// `1/j!` for `j = 4..=13`, lowest degree first: the high part `H` of
-/// `q(r) = 1 + r/2! + r²/3! + r³·H(r)`, evaluated by Estrin's scheme (short dependency chains);
-/// the three low-order steps stay Horner so their rounding is that of the plain scheme.
+/// `q(r) = 1/2! + r/3! + r²·H(r)` (`e^r = 1 + r + r²·q(r)`), evaluated by Estrin's scheme
+/// (short dependency chains); the two low-order steps stay Horner.
 const HIGH_13: [f64; 10] = [
     1.0 / 24.0,
     1.0 / 120.0,
@@ -133,27 +134,10 @@ pub fn exp_parts<S: Simd>(s: S, x_hi: S::V, x_lo: S::V, degree: Degree) -> ExpPa
     // A clamped argument is far outside the range, and its low part (which can be huge there,
     // e.g. −1e300 − 3) must not leak into the polynomial.
     let x_lo = s.select(s.eq(x, x_hi), x_lo, s.splat(0.0));
+    let (t_hi, t_lo, k_magic) = exp_reduced_n::<S, 1>(s, &[x], Some(&[x_lo]), degree, 1);
+    let t = s.add(t_hi[0], t_lo[0]);
     let magic = s.splat(MAGIC);
-    let kf = s.sub(s.fma(x, s.splat(LOG2_E), magic), magic);
-    let neg_k = s.sub(s.splat(0.0), kf);
-    let r1 = s.fma(neg_k, s.splat(LN2_HI), x); // exact
-    let r_hi = s.fma(neg_k, s.splat(LN2_LO), r1);
-    // The rounding error of r_hi (r1 − r_hi is exact by Sterbenz), plus the caller's low part.
-    let r_lo = s.add(s.fma(neg_k, s.splat(LN2_LO), s.sub(r1, r_hi)), x_lo);
-
-    let high: &[f64] = match degree {
-        Degree::Full => &HIGH_13,
-        Degree::Short => &HIGH_9,
-    };
-    let h = estrin(s, high, r_hi);
-    let q = s.fma(h, r_hi, s.splat(1.0 / 6.0));
-    let q = s.fma(q, r_hi, s.splat(0.5));
-    let q = s.fma(q, r_hi, s.splat(1.0));
-    // e^(r_hi + r_lo) − 1 = r_hi·q + r_lo·e^(r_hi) + O(r_lo²). The low part can reach 2⁻⁴⁷
-    // (softmax's x − max for |x − max| ≈ 100), so its factor must be e^(r_hi) = 1 + r_hi·q,
-    // not just 1 + r_hi: the missing r_lo·r_hi²/2 alone would cost several ULP.
-    let t = s.fma(r_hi, q, s.fma(r_lo, s.mul(r_hi, q), r_lo));
-
+    let kf = s.sub(k_magic[0], magic);
     let ka = s.min(s.splat(1020.0), s.max(s.splat(-1020.0), kf));
     let kb = s.sub(kf, ka);
     ExpParts {
@@ -161,6 +145,70 @@ pub fn exp_parts<S: Simd>(s: S, x_hi: S::V, x_lo: S::V, degree: Degree) -> ExpPa
         pow_a: s.pow2_from_magic(s.add(ka, magic)),
         pow_b: s.pow2_from_magic(s.add(kb, magic)),
     }
+}
+
+/// `(t_hi, t_lo, k_magic)` for `N` vectors: `e^x = 2^k (1 + t_hi + t_lo)` with `k_magic = k +
+/// MAGIC` (see [`Simd::pow2_from_magic`]).
+pub type ExpLanes<V, const N: usize> = ([V; N], [V; N], [V; N]);
+
+/// `e^(x + x_lo) = 2^k (1 + t_hi + t_lo)` for the first `count` of `N` vectors, without the
+/// clamp of [`exp_parts`]; each step is applied to all of them before the next so that their
+/// dependency chains overlap.
+///
+/// `t_hi = r_hi` (the reduced argument, exact) and `t_lo = r_hi²·q(r_hi) + r_lo·e^{r_hi}`
+/// (|t_lo| < 0.07): keeping the leading term out of the rounded polynomial makes
+/// `t_hi + t_lo` accurate to ~2⁻⁵⁷ (0.15 ULP of `1 + t`), so callers may keep it as a pair.
+///
+/// Valid for finite `|x| ≤ 2³⁰` (callers clamp): `x − k·ln2_hi` is exact there (both terms are
+/// multiples of 2⁻⁵³ once `|x| ≥ 1`, and the difference is below 0.35), and `k·ln2_lo` is
+/// carried to ~2⁻⁷⁰ relative to `r`. `x_lo`, the caller's low part, joins `r_lo`; without one
+/// `r_lo` is below 2⁻⁵³ and `r_lo·(1 + r_hi)` stands for `r_lo·e^{r_hi}`.
+#[inline(always)]
+pub fn exp_reduced_n<S: Simd, const N: usize>(
+    s: S,
+    x: &[S::V; N],
+    x_lo: Option<&[S::V; N]>,
+    degree: Degree,
+    count: usize,
+) -> ExpLanes<S::V, N> {
+    let magic = s.splat(MAGIC);
+    let mut k_magic = *x;
+    let mut r_hi = *x;
+    let mut r_lo = *x;
+    let mut t_lo = *x;
+    for j in 0..count {
+        k_magic[j] = s.fma(x[j], s.splat(LOG2_E), magic);
+    }
+    for j in 0..count {
+        let neg_k = s.sub(magic, k_magic[j]);
+        let r1 = s.fma(neg_k, s.splat(LN2_HI), x[j]); // exact
+        r_hi[j] = s.fma(neg_k, s.splat(LN2_LO), r1);
+        // The rounding error of r_hi (r1 − r_hi is exact by Sterbenz), plus the caller's part.
+        r_lo[j] = s.fma(neg_k, s.splat(LN2_LO), s.sub(r1, r_hi[j]));
+        if let Some(lo) = x_lo {
+            r_lo[j] = s.add(r_lo[j], lo[j]);
+        }
+    }
+    let high: &[f64] = match degree {
+        Degree::Full => &HIGH_13,
+        Degree::Short => &HIGH_9,
+    };
+    for j in 0..count {
+        let r = r_hi[j];
+        let q = s.fma(estrin(s, high, r), r, s.splat(1.0 / 6.0));
+        let q = s.fma(q, r, s.splat(0.5));
+        let r2 = s.mul(r, r);
+        t_lo[j] = if x_lo.is_some() {
+            // The caller's low part can reach 2⁻⁴⁷ (softmax's x − max for |x − max| ≈ 100):
+            // its factor must be e^{r_hi} = 1 + r_hi + r_hi²·q, not just 1 + r_hi (the missing
+            // r_lo·r_hi²/2 alone would cost several ULP).
+            let quad = s.mul(r2, q);
+            s.add(quad, s.fma(r_lo[j], s.add(r, quad), r_lo[j]))
+        } else {
+            s.fma(r2, q, s.fma(r_lo[j], r, r_lo[j]))
+        };
+    }
+    (r_hi, t_lo, k_magic)
 }
 
 /// `e^x` rounded once to f64.

@@ -1,0 +1,452 @@
+//! The float64 row passes without a temperature or weights, for rows whose maximum has
+//! `|m| ≤ M_LIMIT` (other rows take the generic path in [`super::rows`]).
+//!
+//! The shift is that of [`super::rows32`]: the row is shifted by `s = K_m·ln 2`,
+//! `K_m = round(m / ln 2)`, so `e^{x − s} = 2^{K − K_m} e^{r}` with `r = x − K ln 2` reduced
+//! exactly from `x` itself ([`exp_reduced_n`]); no TwoSum of `x − m` is needed. Terms are kept
+//! as `y = 2^{K−K_m+64}(1 + t)`, which is a normal double for every kept `K`.
+//!
+//! Accuracy (`t` carries the degree-13 polynomial's 2⁻⁵⁷ and one rounding, ≤ 2⁻⁵⁵ relative):
+//! - softmax: `y` is rounded once and stored in `out` (≤ u relative, u = 2⁻⁵³); the `y` are
+//!   summed as a double-double (Fast2Sum per lane), so `S` carries only their mean error;
+//!   `out_i = y_i · (1/S)` with `1/S` as a double pair is rounded once, into the subnormal range
+//!   too. Bound ≤ 1.6 ULP.
+//! - logsumexp / log_softmax: each term is split exactly as `y + y_lo`; `y` is summed by TwoSum
+//!   per lane, so `S` is exact to ~n·2⁻¹⁰⁵ relative; the max entries are counted apart, so
+//!   `S − 1` keeps its relative accuracy for `log1p` (as in the generic path). log_softmax
+//!   rounds `(x − c_hi) − c_lo` with `c = m + log S` as a double pair (≤ 2 ULP, outputs near 0
+//!   included; see [`super::rows32`] for the argument).
+//!
+//! Arguments are clamped at `(K_m − 1087)·ln 2`, where the exponent field of `2^{K−K_m+64}` is
+//! 0: entries more than ~708 below the max contribute exactly 0 (their true share is below
+//! 2⁻¹⁰⁸⁶, which rounds to 0 even as a subnormal softmax output). Elements map to the 16
+//! virtual lanes (`i % 16`) of the other paths, so every ISA returns bit-identical results.
+
+// Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
+#![allow(clippy::needless_range_loop)]
+
+use super::rows::{row_max, special_row, tree, two_sum, ExpSum};
+use crate::math::exp::{exp_reduced_n, Degree, MAGIC};
+use crate::simd::{Simd, VLANES};
+
+/// `2⁶⁴`: terms are scaled by it so that `2^(k+64)` is a normal double for every kept `k`.
+pub(crate) const SCALE: f64 = 18_446_744_073_709_551_616.0;
+
+/// Rows whose maximum is at most this in magnitude take these passes (the reduction from `x`
+/// is exact far beyond, see [`exp_reduced_n`]; the limit keeps `K_m` and the clamp small).
+pub(crate) const M_LIMIT: f64 = 1_073_741_824.0;
+
+/// Softmax sums start every lane here: above every term (`y < 2⁶⁵`), so Fast2Sum is exact.
+pub(crate) const SOFTMAX_SEED: f64 = 2.0 * 2.0 * SCALE;
+
+/// Doubles per vector chunk of [`VLANES`] elements.
+#[inline(always)]
+fn nv<S: Simd>() -> usize {
+    VLANES / S::LANES
+}
+
+/// A row's shift `s = K_m·ln 2`, as the per-lane constants the passes use.
+#[derive(Clone, Copy)]
+pub(crate) struct Shift {
+    /// `K_m` (an integer).
+    pub k_m: f64,
+    /// `(K_m − 1087)·ln 2`: the clamp, whose `2^{K − K_m + 64}` is exactly 0.
+    pub low: f64,
+}
+
+impl Shift {
+    /// `None` when `|m| > M_LIMIT` (or `m` is not finite).
+    pub fn of(m: f64) -> Option<Shift> {
+        if !m.is_finite() || m.abs() > M_LIMIT {
+            return None;
+        }
+        let k_m = m.mul_add(std::f64::consts::LOG2_E, MAGIC) - MAGIC;
+        // Rounding `low` moves it by < 2⁻²², far from the ±0.35 that would change its K.
+        let low = (k_m - 1087.0) * std::f64::consts::LN_2;
+        Some(Shift { k_m, low })
+    }
+}
+
+/// `e^{s − m}` per lane as a pair `(hi, lo)` to ~2⁻⁵⁶: the factor from sums relative to the
+/// shift `s = K_m·ln 2` to sums relative to the max. `s − m` (|·| ≤ 0.35) is formed as a
+/// double-double (`K_m·ln 2` by an exact product) and its exponential kept as `1 + t_hi + t_lo`.
+#[inline(always)]
+pub(crate) fn to_max<S: Simd>(s: S, m: S::V, k_m: S::V) -> (S::V, S::V) {
+    const LN2_LO: f64 = 2.319_046_813_846_299_6e-17;
+    let ln2 = s.splat(std::f64::consts::LN_2);
+    let p_hi = s.mul(k_m, ln2);
+    let p_lo = s.fma(k_m, ln2, s.sub(s.splat(0.0), p_hi));
+    let (d, d_err) = two_sum_v(s, p_hi, s.sub(s.splat(0.0), m));
+    let d_lo = s.fma(k_m, s.splat(LN2_LO), s.add(d_err, p_lo));
+    let (t_hi, t_lo, k_magic) = exp_reduced_n::<S, 1>(s, &[d], Some(&[d_lo]), Degree::Full, 1);
+    // 1 + t_hi exactly as hi + lo (Fast2Sum, |t_hi| < 1), then 2^k (k is 0 but at ties).
+    let one = s.splat(1.0);
+    let hi = s.add(one, t_hi[0]);
+    let lo = s.add(s.sub(t_hi[0], s.sub(hi, one)), t_lo[0]);
+    let p = s.pow2_from_magic(k_magic[0]);
+    (s.mul(hi, p), s.mul(lo, p))
+}
+
+/// Error-free `a + b = sum + err` per lane.
+#[inline(always)]
+pub(crate) fn two_sum_v<S: Simd>(s: S, a: S::V, b: S::V) -> (S::V, S::V) {
+    let sum = s.add(a, b);
+    let bb = s.sub(sum, a);
+    (sum, s.add(s.sub(a, s.sub(sum, bb)), s.sub(b, bb)))
+}
+
+/// `S = count + others·e^{s − m}` for one row or lane, from the pass-2 sums relative to the
+/// shift (`others_hi + others_lo`, scaled by 2⁶⁴) and the factor pair of [`to_max`].
+pub(crate) fn sum_to_max(count: f64, others: (f64, f64), factor: (f64, f64)) -> ExpSum {
+    let (o_hi, o_lo) = others;
+    let (f_hi, f_lo) = factor;
+    let p_hi = o_hi * f_hi;
+    let p_lo = o_hi.mul_add(f_hi, -p_hi) + (o_hi * f_lo + o_lo * f_hi);
+    // Scaling by 2⁻⁶⁴ is exact (but in the subnormal range, where nothing is left to lose).
+    let (a, b) = two_sum(p_hi / SCALE, p_lo / SCALE);
+    let (hi, err) = two_sum(count, a);
+    ExpSum {
+        hi,
+        lo: err + b,
+        below_single_max: (count == 1.0).then_some((a, b)),
+    }
+}
+
+/// The work on one chunk of [`VLANES`] elements; a trait rather than a closure so that it
+/// inlines into the ISA's target features.
+trait ChunkOp<S: Simd> {
+    /// Process `v`; `out` (if non-null) has room for a whole chunk of results.
+    ///
+    /// # Safety
+    /// A non-null `out` must be writable for `VLANES` doubles.
+    unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64);
+}
+
+/// One chunk of [`VLANES`] doubles as vectors.
+///
+/// # Safety
+/// `p` must be valid for reading `VLANES` doubles.
+#[inline(always)]
+unsafe fn load_chunk<S: Simd>(s: S, p: *const f64) -> [S::V; VLANES] {
+    let mut v = [s.splat(0.0); VLANES];
+    for j in 0..nv::<S>() {
+        // SAFETY: j·LANES + LANES <= VLANES doubles are readable.
+        v[j] = unsafe { s.load_f64(p.add(j * S::LANES)) };
+    }
+    v
+}
+
+/// Visit the row chunk by chunk; the tail is padded with `−inf` and written back partially.
+///
+/// # Safety
+/// `x` readable and `out` (if non-null) writable for `n` doubles; they may be equal.
+#[inline(always)]
+unsafe fn for_chunks<S: Simd, Op: ChunkOp<S>>(
+    s: S,
+    x: *const f64,
+    out: *mut f64,
+    n: usize,
+    op: &mut Op,
+) {
+    let full = n - n % VLANES;
+    let mut i = 0;
+    while i < full {
+        // SAFETY: i + VLANES <= n for x and out.
+        unsafe {
+            let o = if out.is_null() { out } else { out.add(i) };
+            op.chunk(s, &load_chunk(s, x.add(i)), o);
+        }
+        i += VLANES;
+    }
+    if i < n {
+        let mut buf = [f64::NEG_INFINITY; VLANES];
+        let mut res = [0.0f64; VLANES];
+        // SAFETY: n − i doubles remain; results go to a chunk-sized buffer first.
+        unsafe {
+            std::ptr::copy_nonoverlapping(x.add(i), buf.as_mut_ptr(), n - i);
+            let o = if out.is_null() { out } else { res.as_mut_ptr() };
+            op.chunk(s, &load_chunk(s, buf.as_ptr()), o);
+            if !out.is_null() {
+                std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
+            }
+        }
+    }
+}
+
+/// Spill vectors to the 16 virtual lanes.
+#[inline(always)]
+fn spill<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES] {
+    let mut out = [0.0f64; VLANES];
+    for j in 0..nv::<S>() {
+        // SAFETY: out has room for VLANES doubles.
+        unsafe { s.store_f64(out.as_mut_ptr().add(j * S::LANES), acc[j]) };
+    }
+    out
+}
+
+/// The per-lane clamp and `K_m − 64` of [`exp_terms`]: splats for a row, 16 lanes for a tile.
+pub(crate) struct LaneShift<V> {
+    pub low: [V; VLANES],
+    pub k_shift: [V; VLANES],
+}
+
+impl<V: Copy> LaneShift<V> {
+    /// Every lane shifted like one row.
+    #[inline(always)]
+    fn splat<S: Simd<V = V>>(s: S, shift: Shift) -> Self {
+        LaneShift {
+            low: [s.splat(shift.low); VLANES],
+            k_shift: [s.splat(shift.k_m - 64.0); VLANES],
+        }
+    }
+}
+
+/// `(t, 2^{K − K_m + 64})` with `e^{x − s} = 2^{K − K_m}(1 + t)` for the first `count` of `N`
+/// vectors; vector `j` belongs to the lanes `j % (VLANES / LANES)` of `lanes`.
+#[inline(always)]
+pub(crate) fn exp_terms<S: Simd, const N: usize>(
+    s: S,
+    v: &[S::V; N],
+    count: usize,
+    lanes: &LaneShift<S::V>,
+) -> ([S::V; N], [S::V; N]) {
+    let mut xc = *v;
+    for j in 0..count {
+        // max returns its second operand when either is NaN (NaN rows never get here);
+        // −inf (padding, masked entries) is clamped like any far-away entry.
+        xc[j] = s.max(lanes.low[j % nv::<S>()], v[j]);
+    }
+    let (t_hi, t_lo, k_magic) = exp_reduced_n::<S, N>(s, &xc, None, Degree::Full, count);
+    let mut t = t_hi;
+    let mut p2 = k_magic;
+    for j in 0..count {
+        t[j] = s.add(t_hi[j], t_lo[j]);
+        // MAGIC + K − K_m + 64 is exact; its exponent field K − K_m + 64 + 1023 is 0 at the
+        // clamp.
+        p2[j] = s.pow2_from_magic(s.sub(k_magic[j], lanes.k_shift[j % nv::<S>()]));
+    }
+    (t, p2)
+}
+
+/// One logsumexp term: `(y, y_lo)` with `y + y_lo = p2·(1 + t)` exactly, both zero at the max
+/// entries (`at_max`), which are counted apart.
+#[inline(always)]
+pub(crate) fn lse_term<S: Simd>(s: S, t: S::V, p2: S::V, at_max: S::M) -> (S::V, S::V) {
+    let p2 = s.select(at_max, s.splat(0.0), p2);
+    let y = s.fma(t, p2, p2);
+    // p2 − y is exact (Sterbenz) and the rounding error of y, a power of two times that of
+    // fl(1 + t), is a double the FMA returns exactly.
+    (y, s.fma(t, p2, s.sub(p2, y)))
+}
+
+/// `(hi, lo) += y` by TwoSum, with `y_lo` joining the low part.
+#[inline(always)]
+pub(crate) fn accumulate<S: Simd>(s: S, hi: &mut S::V, lo: &mut S::V, y: S::V, y_lo: S::V) {
+    let (sum, err) = two_sum_v(s, *hi, y);
+    *hi = sum;
+    *lo = s.add(*lo, s.add(err, y_lo));
+}
+
+/// Combine per-lane double-doubles `(hi_j − seed) + lo_j` with a fixed tree.
+pub(crate) fn lanes_total(his: [f64; VLANES], los: [f64; VLANES], seed: f64) -> (f64, f64) {
+    let mut pairs = [(0.0f64, 0.0f64); VLANES];
+    for j in 0..VLANES {
+        let (h, e) = two_sum(his[j], -seed);
+        pairs[j] = (h, e + los[j]);
+    }
+    let (h, l) = tree(pairs, |(h1, l1), (h2, l2)| {
+        let (sum, e) = two_sum(h1, h2);
+        (sum, l1 + l2 + e)
+    });
+    two_sum(h, l)
+}
+
+/// softmax pass 2: `y = 2^{K−K_m+64}(1 + t)` rounded once into `out`, summed per lane by
+/// Fast2Sum (every lane starts at [`SOFTMAX_SEED`], above any term).
+struct SoftmaxSumOp<S: Simd> {
+    lanes: LaneShift<S::V>,
+    hi: [S::V; VLANES],
+    lo: [S::V; VLANES],
+}
+
+impl<S: Simd> ChunkOp<S> for SoftmaxSumOp<S> {
+    #[inline(always)]
+    unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64) {
+        let (t, p2) = exp_terms(s, v, nv::<S>(), &self.lanes);
+        for j in 0..nv::<S>() {
+            let y = s.fma(t[j], p2[j], p2[j]);
+            // SAFETY: `out` has room for a whole chunk (the trait's contract).
+            unsafe { s.store_f64(out.add(j * S::LANES), y) };
+            let sum = s.add(self.hi[j], y);
+            let err = s.sub(y, s.sub(sum, self.hi[j]));
+            self.hi[j] = sum;
+            self.lo[j] = s.add(self.lo[j], err);
+        }
+    }
+}
+
+/// logsumexp / log_softmax pass 2: `Σ 2^{K−K_m+64}(1 + t)` over the entries below the max
+/// (each term split exactly as `y + y_lo`, `y` added by TwoSum), and the number of max entries
+/// (an integer count: exact in any order, so one vector suffices).
+struct LseSumOp<S: Simd> {
+    lanes: LaneShift<S::V>,
+    m: S::V,
+    hi: [S::V; VLANES],
+    lo: [S::V; VLANES],
+    ties: S::V,
+}
+
+impl<S: Simd> ChunkOp<S> for LseSumOp<S> {
+    #[inline(always)]
+    unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], _out: *mut f64) {
+        let (t, p2) = exp_terms(s, v, nv::<S>(), &self.lanes);
+        let (zero, one) = (s.splat(0.0), s.splat(1.0));
+        for j in 0..nv::<S>() {
+            let at_max = s.eq(v[j], self.m);
+            self.ties = s.add(self.ties, s.select(at_max, one, zero));
+            let (y, y_lo) = lse_term(s, t[j], p2[j], at_max);
+            accumulate(s, &mut self.hi[j], &mut self.lo[j], y, y_lo);
+        }
+    }
+}
+
+/// `out_i = y_i · (inv_hi + inv_lo)`, rounded once.
+struct ScaleOp<S: Simd> {
+    inv_hi: S::V,
+    inv_lo: S::V,
+}
+
+impl<S: Simd> ChunkOp<S> for ScaleOp<S> {
+    #[inline(always)]
+    unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64) {
+        for j in 0..nv::<S>() {
+            let y = s.fma(v[j], self.inv_hi, s.mul(v[j], self.inv_lo));
+            // SAFETY: `out` has room for a whole chunk (the trait's contract).
+            unsafe { s.store_f64(out.add(j * S::LANES), y) };
+        }
+    }
+}
+
+/// `out_i = (x_i − c_hi) − c_lo` with `c_hi + c_lo = m + log S`.
+struct LogSoftmaxOp<S: Simd> {
+    c_hi: S::V,
+    c_lo: S::V,
+}
+
+impl<S: Simd> ChunkOp<S> for LogSoftmaxOp<S> {
+    #[inline(always)]
+    unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64) {
+        for j in 0..nv::<S>() {
+            let y = s.sub(s.sub(v[j], self.c_hi), self.c_lo);
+            // SAFETY: `out` has room for a whole chunk (the trait's contract).
+            unsafe { s.store_f64(out.add(j * S::LANES), y) };
+        }
+    }
+}
+
+/// Pass 2 for logsumexp / log_softmax: `S = Σ e^{x_i − m}` with the max entries counted apart
+/// (`below_single_max` set when there is exactly one).
+///
+/// # Safety
+/// `x` readable for `n` doubles; `m` the row's finite maximum, `shift` its shift.
+#[inline(always)]
+unsafe fn lse_sum<S: Simd>(s: S, x: *const f64, n: usize, m: f64, shift: Shift) -> ExpSum {
+    let mut op = LseSumOp::<S> {
+        lanes: LaneShift::splat(s, shift),
+        m: s.splat(m),
+        hi: [s.splat(0.0); VLANES],
+        lo: [s.splat(0.0); VLANES],
+        ties: s.splat(0.0),
+    };
+    // SAFETY: forwarded contract.
+    unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
+    let others = lanes_total(spill(s, &op.hi), spill(s, &op.lo), 0.0);
+    let (f_hi, f_lo) = to_max(s, s.splat(m), s.splat(shift.k_m));
+    let (ties, f_hi, f_lo) = (spill1(s, op.ties), spill1(s, f_hi), spill1(s, f_lo));
+    let count: f64 = ties[..S::LANES].iter().sum();
+    sum_to_max(count, others, (f_hi[0], f_lo[0]))
+}
+
+/// The lanes of one vector.
+#[inline(always)]
+fn spill1<S: Simd>(s: S, v: S::V) -> [f64; VLANES] {
+    let mut out = [0.0f64; VLANES];
+    // SAFETY: `out` has room for VLANES ≥ LANES doubles.
+    unsafe { s.store_f64(out.as_mut_ptr(), v) };
+    out
+}
+
+/// logsumexp of a float64 row (`−inf` when empty); `None` when `|max| > M_LIMIT` (the caller
+/// takes the generic path).
+///
+/// # Safety
+/// `x` readable for `n` doubles.
+#[inline(always)]
+pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f64, n: usize) -> Option<f64> {
+    // SAFETY (both blocks): forwarded contract.
+    let (m, nan) = unsafe { row_max::<S, f64>(s, x, n) };
+    if nan {
+        return Some(f64::NAN);
+    }
+    if !m.is_finite() {
+        return Some(m); // +inf, or -inf for empty / all -inf rows
+    }
+    let shift = Shift::of(m)?;
+    let sum = unsafe { lse_sum(s, x, n, m, shift) };
+    Some(m + sum.ln())
+}
+
+/// softmax (or log_softmax when `log`) of a float64 row into `out` (which may equal `x`);
+/// `false`, with nothing written, when `|max| > M_LIMIT` (the caller takes the generic path).
+///
+/// # Safety
+/// `x` readable and `out` writable for `n` doubles.
+#[inline(always)]
+pub(crate) unsafe fn softmax_row<S: Simd>(
+    s: S,
+    x: *const f64,
+    out: *mut f64,
+    n: usize,
+    log: bool,
+) -> bool {
+    if n == 0 {
+        return true;
+    }
+    // SAFETY (all blocks): forwarded contract.
+    let (m, nan) = unsafe { row_max::<S, f64>(s, x, n) };
+    if !m.is_finite() || nan {
+        unsafe { special_row(x, out, n, m, nan, log) };
+        return true;
+    }
+    let Some(shift) = Shift::of(m) else {
+        return false;
+    };
+    if log {
+        let sum = unsafe { lse_sum(s, x, n, m, shift) };
+        // m + log S as a pair: log S may be far below ulp(m).
+        let (c_hi, c_lo) = two_sum(m, sum.ln());
+        let mut op = LogSoftmaxOp::<S> {
+            c_hi: s.splat(c_hi),
+            c_lo: s.splat(c_lo),
+        };
+        unsafe { for_chunks(s, x, out, n, &mut op) };
+    } else {
+        // The rounded y wait in `out` (each element is read before it is written).
+        let mut op = SoftmaxSumOp::<S> {
+            lanes: LaneShift::splat(s, shift),
+            hi: [s.splat(SOFTMAX_SEED); VLANES],
+            lo: [s.splat(0.0); VLANES],
+        };
+        unsafe { for_chunks(s, x, out, n, &mut op) };
+        let (hi, lo) = lanes_total(spill(s, &op.hi), spill(s, &op.lo), SOFTMAX_SEED);
+        let inv_hi = 1.0 / hi;
+        // 1/(hi + lo) − inv_hi, to first order; the FMA residual is exact.
+        let inv_lo = inv_hi * (inv_hi.mul_add(-hi, 1.0) - lo * inv_hi);
+        let mut scale = ScaleOp::<S> {
+            inv_hi: s.splat(inv_hi),
+            inv_lo: s.splat(inv_lo),
+        };
+        unsafe { for_chunks(s, out, out, n, &mut scale) };
+    }
+    true
+}
