@@ -16,11 +16,13 @@ import or to run a case shows ``n/a`` instead of stopping the run.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import gc
 import importlib
 import importlib.metadata
 import importlib.util
+import itertools
 import math
 import os
 import platform
@@ -204,6 +206,8 @@ class Result:
     time_ns: float | None = None
     ulp: float | None = None
     error: str | None = None
+    #: GB/s of a plain copy of the input on the same threads (see :func:`copy_gbps`).
+    copy_gbps: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -517,6 +521,31 @@ def time_call(
     return statistics.median(per_call), first
 
 
+def copy_gbps(x: np.ndarray, threads: int, samples: int = 5) -> float:
+    """GB/s (bytes read + bytes written per ns) of copying ``x`` into a preallocated array of
+    its shape, split over ``threads`` threads along axis 0: the memory-bound reference the
+    table's "of copy" column divides by. NumPy releases the GIL while it copies."""
+    dst = np.empty(x.shape, dtype=x.dtype)
+    dst.fill(0)  # first-touch page faults stay out of the timing
+    if threads <= 1 or x.ndim == 0 or x.shape[0] < threads:
+
+        def runner() -> None:
+            np.copyto(dst, x)
+
+        ns, _ = time_call(runner, samples=samples)
+    else:
+        bounds = np.linspace(0, x.shape[0], threads + 1).astype(int)
+        parts = [(dst[a:b], x[a:b]) for a, b in itertools.pairwise(bounds)]
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+
+            def runner() -> None:
+                for f in [pool.submit(np.copyto, d, src) for d, src in parts]:
+                    f.result()
+
+            ns, _ = time_call(runner, samples=samples)
+    return 2 * x.size * x.dtype.itemsize / ns
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -560,6 +589,7 @@ def run(
                     impl.set_threads(nt)
             for k, spec in enumerate(specs, 1):
                 x = spec.make()
+                copy = copy_gbps(x, nt, samples)
                 for func in FUNCTIONS:
                     case = Case(func, spec.dtype, x.shape, spec.axis, spec.strided, spec.with_out)
                     _progress(f"[threads={nt}] {k}/{len(specs)} {func} {case.shape_label()}")
@@ -567,7 +597,10 @@ def run(
                     if case.with_out and func != "logsumexp":
                         impls.append(with_out)
                     impls += peers
-                    results += _run_case(case, nt, x, impls, samples)
+                    rows = _run_case(case, nt, x, impls, samples)
+                    for row in rows:
+                        row.copy_gbps = copy
+                    results += rows
                 del x
                 gc.collect()
     finally:
@@ -645,6 +678,7 @@ COLUMNS = (
     "median time",
     "elements/ns",
     "GB/s",
+    "of copy",
     "ratio",
     "max ULP",
 )
@@ -661,14 +695,16 @@ def table_rows(results: Sequence[Result]) -> list[list[str]]:
         c = r.case
         cells = [c.func, c.dtype, c.shape_label(), r.impl]
         if r.time_ns is None:
-            cells += ["n/a"] * 4
+            cells += ["n/a"] * 5
         else:
             t = r.time_ns
             sm = base.get((c, r.threads))
+            gbps = c.nbytes / t  # bytes per ns == GB/s
             cells += [
                 _fmt_time(t),
                 _fmt_num(c.size / t),
-                _fmt_num(c.nbytes / t),  # bytes per ns == GB/s
+                _fmt_num(gbps),
+                f"{100 * gbps / r.copy_gbps:.0f}%" if r.copy_gbps else "n/a",
                 f"{t / sm:.2f}" if sm else "n/a",
             ]
         cells.append(_fmt_ulp(r.ulp) if r.time_ns is not None else "n/a")
@@ -681,12 +717,13 @@ def markdown_table(results: Sequence[Result]) -> str:
         *COLUMNS[:5],
         "elements/ns",
         "GB/s (read+write)",
+        "of copy GB/s",
         "ratio (peer / smoothmax time)",
         "max ULP",
     ]
     body = table_rows(results)
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
-    right = {4, 5, 6, 7, 8}
+    right = {4, 5, 6, 7, 8, 9}
 
     def line(cells: Sequence[str]) -> str:
         out = [
@@ -748,6 +785,8 @@ def header(threads: Sequence[int], notes: dict[str, str], command: str) -> str:
         f"- command: `{command}`",
         "- time: median of >= 5 samples (each >= 2 ms, adaptive inner loop) after a warm-up; "
         "elements/ns = input elements / time; GB/s = (input + output bytes) / time; "
+        "of copy GB/s = that GB/s as a share of a NumPy copy of the input into a preallocated "
+        "array (read + write) on the same number of threads, measured in the same run; "
         "ratio = peer time / smoothmax time (> 1: smoothmax faster); max ULP against a "
         f"np.longdouble reference ({np.finfo(np.longdouble).nmant + 1}-bit significand), "
         f"on up to {_REF_ROWS} "
