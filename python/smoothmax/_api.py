@@ -147,6 +147,16 @@ def _rows(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, 
     return (view if view is not None else np.reshape(src, dims)), dims
 
 
+def _one_row(x: Any, out: Any) -> bool:
+    """Whether ``axis=None`` over ``x`` (and ``out``) is one row of their flattened data: a
+    non-empty C-contiguous array of at least one dimension, and ``out`` likewise if given."""
+    if type(x) is not np.ndarray or x.ndim == 0 or x.size == 0 or not x.flags.c_contiguous:
+        return False
+    return out is None or (
+        type(out) is np.ndarray and out.shape == x.shape and out.flags.c_contiguous
+    )
+
+
 def _aligned(a: np.ndarray) -> np.ndarray:
     """``a``, or an aligned copy: the kernels read elements through typed pointers."""
     return a if a.flags.aligned else a.copy()
@@ -234,6 +244,12 @@ def logsumexp(
     >>> logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    if axis is None and b is None and where is None and not return_sign and not keepdims:
+        # SciPy's default, all elements at once: one row of the flattened (contiguous) data.
+        if _one_row(a, None):
+            res = _core.logsumexp_axis(a.reshape(-1), 0)
+            if res is not None:
+                return res[()]
     if type(axis) is int and b is None and where is None and not return_sign:
         # The common call, handled in Rust end to end (None: needs the general path below).
         res = _core.logsumexp_axis(a, axis)
@@ -326,11 +342,17 @@ def _promote_result(r1: np.dtype[Any], r2: np.dtype[Any]) -> np.dtype[Any]:
 def _normalize(
     x: Any, axis: Any, temperature: Any, where: Any, out: Any, *, log: bool, name: str
 ) -> Any:
-    if type(axis) is int and where is None and temperature == 1:
+    plain = where is None and type(temperature) in (int, float) and temperature == 1
+    if type(axis) is int and plain:
         # The common call, handled in Rust end to end (None: needs the general path below).
         res = _core.softmax_axis(x, axis, log, out)
         if res is not None:
             return res
+    elif axis is None and plain and _one_row(x, out):
+        # SciPy's default, all elements at once: one row of the flattened (contiguous) data.
+        res = _core.softmax_axis(x.reshape(-1), 0, log, None if out is None else out.reshape(-1))
+        if res is not None:
+            return out if out is not None else res.reshape(x.shape)
     arr = _as_array(x, "x")
     compute, result = _dtypes(arr.dtype, "x")
     t = _check_temperature(temperature)
