@@ -9,7 +9,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::cols32::{finish_far_lanes, finish_special_lanes, save_special_lanes, ColOp};
-use super::rows::{shifted, two_sum, ExpSum, Scaling};
+use super::rows::{shifted, spill, two_sum, ExpSum, Scaling};
 use super::rows64::{
     accumulate, exp_terms, lse_term, sum_to_max, to_max, LaneShift, Shift, SOFTMAX_SEED,
 };
@@ -216,17 +216,6 @@ fn lanes_of<S: Simd>(s: S, a: &[f64; VLANES]) -> [S::V; VLANES] {
         v[j] = unsafe { s.load_f64(a.as_ptr().add(j * S::LANES)) };
     }
     v
-}
-
-/// Spill vectors to 16 per-lane doubles.
-#[inline(always)]
-fn spill<S: Simd>(s: S, v: &[S::V; VLANES]) -> [f64; VLANES] {
-    let mut a = [0.0f64; VLANES];
-    for j in 0..nv::<S>() {
-        // SAFETY: `a` holds VLANES doubles.
-        unsafe { s.store_f64(a.as_mut_ptr().add(j * S::LANES), v[j]) };
-    }
-    a
 }
 
 /// Process one `n × 16` tile of float64 data without a temperature in place, with the

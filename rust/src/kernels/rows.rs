@@ -71,7 +71,7 @@ fn nv<S: Simd>() -> usize {
 /// # Safety
 /// `p` must be valid for reading `VLANES` elements.
 #[inline(always)]
-unsafe fn load_chunk<S: Simd, E: Element>(s: S, p: *const E) -> [S::V; VLANES] {
+pub(crate) unsafe fn load_chunk<S: Simd, E: Element>(s: S, p: *const E) -> [S::V; VLANES] {
     let mut v = [s.splat(0.0); VLANES];
     for (j, vj) in v.iter_mut().enumerate().take(nv::<S>()) {
         // SAFETY: j * LANES + LANES <= VLANES elements are readable.
@@ -94,7 +94,7 @@ unsafe fn tail_chunk<E: Element>(p: *const E, len: usize, pad: f64) -> [E; VLANE
 
 /// Spill the accumulators to the 16 virtual lanes.
 #[inline(always)]
-fn spill<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES] {
+pub(crate) fn spill<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES] {
     let mut out = [0.0f64; VLANES];
     for j in 0..nv::<S>() {
         // SAFETY: out has room for VLANES doubles; j * LANES + LANES <= VLANES.
@@ -118,7 +118,7 @@ pub(crate) fn tree<T: Copy>(mut a: [T; VLANES], op: impl Fn(T, T) -> T) -> T {
 
 /// Error-free `a + b = s + e`.
 #[inline(always)]
-fn two_sum_v<S: Simd>(s: S, a: S::V, b: S::V) -> (S::V, S::V) {
+pub(crate) fn two_sum_v<S: Simd>(s: S, a: S::V, b: S::V) -> (S::V, S::V) {
     let sum = s.add(a, b);
     let bb = s.sub(sum, a);
     let e = s.add(s.sub(a, s.sub(sum, bb)), s.sub(b, bb));

@@ -27,7 +27,7 @@
 // Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::{tree, two_sum, ExpSum};
+use super::rows::{spill, tree, two_sum, ExpSum};
 use crate::math::exp32::{exp32_reduced_n, LOG2_E, MAGIC32};
 use crate::simd::{Simd, VLANES};
 
@@ -137,17 +137,6 @@ fn spill32<S: Simd>(s: S, acc: &[S::F; VLANES]) -> [f32; VLANES] {
     for j in 0..nf::<S>() {
         // SAFETY: out has room for VLANES floats.
         unsafe { s.fstore(out.as_mut_ptr().add(j * S::LANES32), acc[j]) };
-    }
-    out
-}
-
-/// Spill f64 vectors to the 16 virtual lanes.
-#[inline(always)]
-fn spill64<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES] {
-    let mut out = [0.0f64; VLANES];
-    for j in 0..VLANES / S::LANES {
-        // SAFETY: out has room for VLANES doubles.
-        unsafe { s.store_f64(out.as_mut_ptr().add(j * S::LANES), acc[j]) };
     }
     out
 }
@@ -394,7 +383,7 @@ unsafe fn lse_sum<S: Simd>(s: S, x: *const f32, n: usize, m: f32, shift: Shift) 
     // SAFETY: forwarded contract.
     unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut op) };
     let lo = tree(spill32(s, &op.lo), |a, b| a + b) as f64;
-    let total = tree(spill64(s, &op.acc), |a, b| a + b) + lo;
+    let total = tree(spill(s, &op.acc), |a, b| a + b) + lo;
     let others = total / SCALE * shift.to_max(m);
     let count = tree(spill32(s, &op.ties), |a, b| a + b) as f64;
     let (hi, lo) = two_sum(count, others);
@@ -469,7 +458,7 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
             acc: [s.splat(0.0); VLANES],
         };
         unsafe { for_blocks(s, x, out, n, &mut op) };
-        let inv = 1.0 / tree(spill64(s, &op.acc), |a, b| a + b);
+        let inv = 1.0 / tree(spill(s, &op.acc), |a, b| a + b);
         let (inv_hi, inv_lo) = f32_pair(inv, 0.0);
         let mut scale = ScaleOp::<S> {
             inv_hi: s.fsplat(inv_hi),

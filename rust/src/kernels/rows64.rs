@@ -27,7 +27,7 @@
 // Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::{row_max, special_row, tree, two_sum, ExpSum};
+use super::rows::{load_chunk, row_max, special_row, spill, tree, two_sum, two_sum_v, ExpSum};
 use crate::math::exp::{exp_reduced_n, Degree, MAGIC};
 use crate::simd::{Simd, VLANES};
 
@@ -89,14 +89,6 @@ pub(crate) fn to_max<S: Simd>(s: S, m: S::V, k_m: S::V) -> (S::V, S::V) {
     (s.mul(hi, p), s.mul(lo, p))
 }
 
-/// Error-free `a + b = sum + err` per lane.
-#[inline(always)]
-pub(crate) fn two_sum_v<S: Simd>(s: S, a: S::V, b: S::V) -> (S::V, S::V) {
-    let sum = s.add(a, b);
-    let bb = s.sub(sum, a);
-    (sum, s.add(s.sub(a, s.sub(sum, bb)), s.sub(b, bb)))
-}
-
 /// `S = count + others·e^{s − m}` for one row or lane, from the pass-2 sums relative to the
 /// shift (`others_hi + others_lo`, scaled by 2⁶⁴) and the factor pair of [`to_max`].
 pub(crate) fn sum_to_max(count: f64, others: (f64, f64), factor: (f64, f64)) -> ExpSum {
@@ -124,20 +116,6 @@ trait ChunkOp<S: Simd> {
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64);
 }
 
-/// One chunk of [`VLANES`] doubles as vectors.
-///
-/// # Safety
-/// `p` must be valid for reading `VLANES` doubles.
-#[inline(always)]
-unsafe fn load_chunk<S: Simd>(s: S, p: *const f64) -> [S::V; VLANES] {
-    let mut v = [s.splat(0.0); VLANES];
-    for j in 0..nv::<S>() {
-        // SAFETY: j·LANES + LANES <= VLANES doubles are readable.
-        v[j] = unsafe { s.load_f64(p.add(j * S::LANES)) };
-    }
-    v
-}
-
 /// Visit the row chunk by chunk; the tail is padded with `−inf` and written back partially.
 ///
 /// # Safety
@@ -156,7 +134,7 @@ unsafe fn for_chunks<S: Simd, Op: ChunkOp<S>>(
         // SAFETY: i + VLANES <= n for x and out.
         unsafe {
             let o = if out.is_null() { out } else { out.add(i) };
-            op.chunk(s, &load_chunk(s, x.add(i)), o);
+            op.chunk(s, &load_chunk::<S, f64>(s, x.add(i)), o);
         }
         i += VLANES;
     }
@@ -167,23 +145,12 @@ unsafe fn for_chunks<S: Simd, Op: ChunkOp<S>>(
         unsafe {
             std::ptr::copy_nonoverlapping(x.add(i), buf.as_mut_ptr(), n - i);
             let o = if out.is_null() { out } else { res.as_mut_ptr() };
-            op.chunk(s, &load_chunk(s, buf.as_ptr()), o);
+            op.chunk(s, &load_chunk::<S, f64>(s, buf.as_ptr()), o);
             if !out.is_null() {
                 std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
             }
         }
     }
-}
-
-/// Spill vectors to the 16 virtual lanes.
-#[inline(always)]
-fn spill<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES] {
-    let mut out = [0.0f64; VLANES];
-    for j in 0..nv::<S>() {
-        // SAFETY: out has room for VLANES doubles.
-        unsafe { s.store_f64(out.as_mut_ptr().add(j * S::LANES), acc[j]) };
-    }
-    out
 }
 
 /// The per-lane clamp and `K_m − 64` of [`exp_terms`]: splats for a row, 16 lanes for a tile.
