@@ -15,7 +15,7 @@
 
 use super::rows::{two_sum, ExpSum, Scaling};
 use super::rows32::{
-    exp_terms, f32_pair, lse_term, minus_pair, nf, ratio, times_pair, Shift, SCALE,
+    exp_terms, f32_pair, lse_term, minus_pair, nf, ratio, times_pair, LaneShift, Shift, SCALE,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -71,8 +71,7 @@ pub(crate) unsafe fn tile<S: Simd>(
     // Rows whose finite maximum is beyond the f32-lane range go through the row kernels
     // (f64 lanes) at the end, like the special rows.
     let mut far = [false; VLANES];
-    let mut low = [0.0f32; VLANES];
-    let mut k_m = [0.0f32; VLANES];
+    let mut shifts = [Shift::of(0.0).expect("0 is in range"); VLANES];
     for b in 0..VLANES {
         special[b] |= !ms[b].is_finite();
         let shift = if special[b] { None } else { Shift::of(ms[b]) };
@@ -82,18 +81,14 @@ pub(crate) unsafe fn tile<S: Simd>(
             // results are overwritten below.
             ms[b] = 0.0;
         }
-        let shift = shift.or(Shift::of(0.0)).expect("0 is in range");
-        (low[b], k_m[b]) = (shift.low, shift.k_m as f32);
-    }
-    let mut low_v = [s.fsplat(0.0); VLANES];
-    let mut k_m_v = [s.fsplat(0.0); VLANES];
-    for j in 0..nf::<S>() {
-        // SAFETY: the arrays hold VLANES floats.
-        unsafe {
-            m[j] = s.fload(ms.as_ptr().add(j * S::LANES32));
-            low_v[j] = s.fload(low.as_ptr().add(j * S::LANES32));
-            k_m_v[j] = s.fload(k_m.as_ptr().add(j * S::LANES32));
+        if let Some(shift) = shift {
+            shifts[b] = shift;
         }
+    }
+    let lane_shift = LaneShift::of_lanes(s, &shifts);
+    for j in 0..nf::<S>() {
+        // SAFETY: ms holds VLANES floats.
+        m[j] = unsafe { s.fload(ms.as_ptr().add(j * S::LANES32)) };
     }
     // Rows with a NaN or no finite maximum follow the row kernels' rules at the end, from
     // their original values (rare: a copy is fine).
@@ -111,7 +106,7 @@ pub(crate) unsafe fn tile<S: Simd>(
         lo: [s.fsplat(0.0); VLANES],
         ties: [s.fsplat(0.0); VLANES],
     };
-    let lanes = (&m, &low_v, &k_m_v);
+    let lanes = (&m, &lane_shift);
     let mut i = 0;
     while i + 1 < n {
         // SAFETY: elements i and i + 1 of every row exist.
@@ -149,11 +144,7 @@ pub(crate) unsafe fn tile<S: Simd>(
     } else {
         let mut logs = [0.0f64; VLANES];
         for b in 0..VLANES {
-            let shift = Shift {
-                k_m: k_m[b] as i32,
-                low: low[b],
-            };
-            let others = (sums[b] + los[b] as f64) / SCALE * shift.to_max(ms[b]);
+            let others = (sums[b] + los[b] as f64) / SCALE * shifts[b].to_max(ms[b]);
             let count = counts[b] as f64;
             let (hi, lo) = two_sum(count, others);
             logs[b] = ExpSum {
@@ -191,12 +182,8 @@ struct ColSums<S: Simd> {
     ties: [S::F; VLANES],
 }
 
-/// The per-lane max, clamp and `K_m` vectors.
-type LaneConsts<'a, S> = (
-    &'a [<S as Simd>::F; VLANES],
-    &'a [<S as Simd>::F; VLANES],
-    &'a [<S as Simd>::F; VLANES],
-);
+/// The per-lane max and shift constants.
+type LaneConsts<'a, S> = (&'a [<S as Simd>::F; VLANES], &'a LaneShift<<S as Simd>::F>);
 
 impl<S: Simd> ColSums<S> {
     /// Accumulate `elems` (1 or 2, a constant at each call site so the arrays stay in
@@ -214,7 +201,7 @@ impl<S: Simd> ColSums<S> {
         softmax: bool,
         lanes: LaneConsts<S>,
     ) {
-        let (m, low, k_m) = lanes;
+        let (m, shift) = lanes;
         let per = nf::<S>();
         let count = elems * per;
         let mut v = [s.fsplat(0.0); 2 * VLANES];
@@ -222,7 +209,7 @@ impl<S: Simd> ColSums<S> {
             // SAFETY: j·LANES32 + LANES32 <= elems·16.
             v[j] = unsafe { s.fload(p.add(j * S::LANES32)) };
         }
-        let (t, p2) = exp_terms::<S, { 2 * VLANES }>(s, &v, count, low, k_m);
+        let (t, p2) = exp_terms::<S, { 2 * VLANES }>(s, &v, count, shift);
         let one = s.fsplat(1.0);
         for j in 0..count {
             let a = j % per;

@@ -3,19 +3,24 @@
 //! f64-lane path).
 //!
 //! The shift: instead of `e^{x − m}`, which needs `x − m` carried as an exact pair, the row is
-//! shifted by `s = K_m·ln 2` with `K_m = round(m / ln 2)`: `e^{x − s} = 2^{K − K_m} e^{r}`, where
-//! `K = round(x / ln 2)` and `r = x − K ln 2` is reduced exactly from `x` itself (see
-//! [`exp32_reduced_n`]). softmax does not depend on the shift; logsumexp and log_softmax convert
-//! back with `e^{s − m}`, once per row, in f64.
+//! shifted by `s = K_m·LN2_HI` with `K_m = round(m / ln 2)` and `LN2_HI` = ln 2 rounded to f32:
+//! `e^{x − s} = 2^{K − K_m} e^{r}`, where `K = round(x / ln 2)` and
+//! `r = (x − K·LN2_HI) − (K − K_m)·LN2_LO` is rounded once (see [`exp32_shifted_n`]).
+//! softmax does not depend on the shift; logsumexp and log_softmax convert back with
+//! `e^{s − m}`, once per row, in f64.
 //!
-//! Accuracy (`t` carries the exp polynomial's 2⁻²⁸ and the rounding of `t0 + c`, ≤ 2⁻²⁶):
-//! - softmax: `y = 2^{K−K_m+64}(1 + t)` is rounded once to f32 and stored in `out` (≤ 1.41u
-//!   relative, u = 2⁻²⁴); the `y` are summed exactly in f64, so `S` carries their mean
-//!   error; `out_i = y_i · (1/S)` with `1/S` as an f32 pair is rounded once. Bound ≤ 3.9 ULP,
-//!   measured ≤ 2.7 (the target is 4); the stored `y` save a second `exp` per element.
-//! - logsumexp / log_softmax: each term is split exactly as `y + y_lo`, so `S` is exact to
-//!   ~n·2⁻⁵² (≤ 1 ULP for logsumexp); the max entries are counted apart, so `S − 1` keeps its
-//!   relative accuracy for `log1p`; log_softmax rounds `(x − c_hi) − c_lo` with
+//! Accuracy: `1 + t` carries ≤ 0.73u relative error (u = 2⁻²⁴): the rounding of `r` (2⁻²⁶),
+//! that of `t` (2⁻²⁶ absolute, ≤ 1.42·2⁻²⁶ relative to `1 + t ≥ 0.705`) and the polynomial's
+//! approximation and evaluation (≤ 2·2⁻²⁸).
+//! - softmax: `y = 2^{K−K_m+64}(1 + t)` is rounded once to f32 and stored in `out` (≤ 1.73u
+//!   relative); the `y` are summed in f64, so `S` carries their weighted mean error;
+//!   `out_i = y_i · (1/S)` with `1/S` as an f32 pair is rounded once. Bound
+//!   2·1.73 + 0.5 ≤ 3.96 ULP, measured ≤ 2.6 (the contract is 4); the stored `y` save a second
+//!   `exp` per element.
+//! - logsumexp / log_softmax: each term is split exactly as `y + y_lo`, so `S` carries only
+//!   the terms' own error (the mean of ≤ 0.73u) and ~n·2⁻⁵² from the f64 sum (logsumexp
+//!   measured ≤ 0.53 ULP; the contract is 1); the max entries are counted apart, so `S − 1`
+//!   keeps its relative accuracy for `log1p`; log_softmax rounds `(x − c_hi) − c_lo` with
 //!   `c = m + log S` as an f32 pair (≤ 2 ULP, outputs near 0 included).
 //!
 //! Arguments are clamped at `(K_m − 191)·ln 2`, where the exponent field `K − K_m + 191` of
@@ -28,7 +33,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::rows::{spill, tree, two_sum, ExpSum};
-use crate::math::exp32::{exp32_reduced_n, LOG2_E, MAGIC32};
+use crate::math::exp32::{exp32_shifted_n, LN2_HI, LOG2_E, MAGIC32};
 use crate::simd::{Simd, VLANES};
 
 /// `2⁶⁴`: sums are scaled by it so that `2^(k+64)` is a normal float for every kept `k`.
@@ -195,49 +200,93 @@ impl Shift {
         Some(Shift { k_m, low })
     }
 
-    /// `e^{s − m}`, the factor from sums relative to the shift to sums relative to the max.
+    /// `e^{s − m}` with `s = K_m·LN2_HI`, the factor from sums relative to the shift to sums
+    /// relative to the max (`K_m·LN2_HI` is exact in f64; see [`exp32_shifted_n`]).
     pub fn to_max(self, m: f32) -> f64 {
-        (self.k_m as f64)
-            .mul_add(std::f64::consts::LN_2, -(m as f64))
-            .exp()
+        (self.k_m as f64).mul_add(LN2_HI as f64, -(m as f64)).exp()
+    }
+
+    /// `(low, MAGIC32 + K_m, EXP_OFFSET − K_m as i32 bits)`: the lane values of [`LaneShift`].
+    fn lane_values(self) -> (f32, f32, f32) {
+        (
+            self.low,
+            MAGIC32 + self.k_m as f32,
+            f32::from_bits((EXP_OFFSET - self.k_m) as u32),
+        )
     }
 }
 
-/// `(t, 2^{K − K_m + 64})` with `e^{x − s} = 2^{K − K_m}(1 + t)` for the first `count` of `N`
-/// vectors; vector `j` belongs to the lanes `j % nf` of `low` (the clamp) and `k_m` (`K_m` as
-/// a float), so a row passes splats and a column tile its 16 lanes.
+/// The per-lane constants of [`exp_terms`]: splats for a row, 16 lanes for a column tile.
+#[derive(Clone, Copy)]
+pub(crate) struct LaneShift<F> {
+    /// The clamp `(K_m − 191)·ln 2`.
+    pub low: [F; VLANES],
+    /// `MAGIC32 + K_m`.
+    pub k_mm: [F; VLANES],
+    /// `EXP_OFFSET − K_m` as i32 bits, the exponent bias of `2^{K − K_m + 64}`.
+    pub bias: [F; VLANES],
+}
+
+impl<F: Copy> LaneShift<F> {
+    /// The constants of one shift per virtual lane.
+    #[inline(always)]
+    pub fn of_lanes<S: Simd<F = F>>(s: S, shifts: &[Shift; VLANES]) -> Self {
+        let mut low = [0.0f32; VLANES];
+        let mut k_mm = [0.0f32; VLANES];
+        let mut bias = [0.0f32; VLANES];
+        for (b, shift) in shifts.iter().enumerate() {
+            (low[b], k_mm[b], bias[b]) = shift.lane_values();
+        }
+        let mut lanes = LaneShift {
+            low: [s.fsplat(0.0); VLANES],
+            k_mm: [s.fsplat(0.0); VLANES],
+            bias: [s.fsplat(0.0); VLANES],
+        };
+        for j in 0..nf::<S>() {
+            // SAFETY: the arrays hold VLANES floats.
+            unsafe {
+                lanes.low[j] = s.fload(low.as_ptr().add(j * S::LANES32));
+                lanes.k_mm[j] = s.fload(k_mm.as_ptr().add(j * S::LANES32));
+                lanes.bias[j] = s.fload(bias.as_ptr().add(j * S::LANES32));
+            }
+        }
+        lanes
+    }
+
+    /// One shift in every lane (a row).
+    #[inline(always)]
+    fn splat<S: Simd<F = F>>(s: S, shift: Shift) -> Self {
+        let (low, k_mm, bias) = shift.lane_values();
+        LaneShift {
+            low: [s.fsplat(low); VLANES],
+            k_mm: [s.fsplat(k_mm); VLANES],
+            bias: [s.fsplat(bias); VLANES],
+        }
+    }
+}
+
+/// `(t, 2^{K − K_m + 64})` with `e^{x − K_m·LN2_HI} = 2^{K − K_m}(1 + t)` for the first
+/// `count` of `N` vectors; vector `j` belongs to the lanes `j % nf` of `lanes`.
 #[inline(always)]
 pub(crate) fn exp_terms<S: Simd, const N: usize>(
     s: S,
     v: &[S::F; N],
     count: usize,
-    low: &[S::F; VLANES],
-    k_m: &[S::F; VLANES],
+    lanes: &LaneShift<S::F>,
 ) -> ([S::F; N], [S::F; N]) {
     let mut xc = *v;
     for j in 0..count {
         // fmax returns its second operand when either is NaN (NaN rows never get here);
         // −inf (padding, masked entries) is clamped like any far-away entry.
-        xc[j] = s.fmax(low[j % nf::<S>()], v[j]);
+        xc[j] = s.fmax(lanes.low[j % nf::<S>()], v[j]);
     }
-    let (t0, c, k_magic) = exp32_reduced_n::<S, N>(s, &xc, None, count);
-    let mut t = t0;
+    let (t, k_magic) = exp32_shifted_n::<S, N>(s, &xc, count, &lanes.k_mm[..nf::<S>()]);
     let mut p2 = k_magic;
     for j in 0..count {
-        t[j] = s.fadd(t0[j], c[j]);
-        // MAGIC + K − K_m is exact; its exponent field K − K_m + 191 is 0 at the clamp.
-        p2[j] = s.fpow2_from_magic(s.fsub(k_magic[j], k_m[j % nf::<S>()]), 64);
+        // The exponent field K − K_m + 191 is 0 at the clamp.
+        p2[j] = s.fpow2_from_magic_lanes(k_magic[j], lanes.bias[j % nf::<S>()]);
     }
     (t, p2)
-}
-
-/// Splats of a row's clamp and `K_m` for [`exp_terms`].
-#[inline(always)]
-fn row_lanes<S: Simd>(s: S, shift: Shift) -> ([S::F; VLANES], [S::F; VLANES]) {
-    (
-        [s.fsplat(shift.low); VLANES],
-        [s.fsplat(shift.k_m as f32); VLANES],
-    )
 }
 
 /// One term of a logsumexp sum: `(y, y_lo, at_max)` with `y + y_lo = p2·(1 + t)` exactly, both
@@ -255,15 +304,14 @@ pub(crate) fn lse_term<S: Simd>(s: S, t: S::F, p2: S::F, x: S::F, m: S::F) -> (S
 
 /// softmax pass 2: `y = 2^{K−K_m+64}(1 + t)` rounded once into `out`, summed in f64.
 struct SoftmaxSumOp<S: Simd> {
-    low: [S::F; VLANES],
-    k_m: [S::F; VLANES],
+    lanes: LaneShift<S::F>,
     acc: [S::V; VLANES],
 }
 
 impl<S: Simd> BlockOp<S> for SoftmaxSumOp<S> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
-        let (t, p2) = exp_terms(s, v, nb::<S>(), &self.low, &self.k_m);
+        let (t, p2) = exp_terms(s, v, nb::<S>(), &self.lanes);
         for j in 0..nb::<S>() {
             let y = s.ffma(t[j], p2[j], p2[j]);
             // SAFETY: `out` has room for a whole block (the trait's contract).
@@ -282,8 +330,7 @@ impl<S: Simd> BlockOp<S> for SoftmaxSumOp<S> {
 /// conversions, which have one port on AVX2 machines and bounded this pass.
 struct LseSumOp<S: Simd> {
     m: S::F,
-    low: [S::F; VLANES],
-    k_m: [S::F; VLANES],
+    lanes: LaneShift<S::F>,
     acc: [S::V; VLANES],
     lo: [S::F; VLANES],
     ties: [S::F; VLANES],
@@ -292,7 +339,7 @@ struct LseSumOp<S: Simd> {
 impl<S: Simd> BlockOp<S> for LseSumOp<S> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], _out: *mut f32) {
-        let (t, p2) = exp_terms(s, v, nb::<S>(), &self.low, &self.k_m);
+        let (t, p2) = exp_terms(s, v, nb::<S>(), &self.lanes);
         let one = s.fsplat(1.0);
         for j in 0..nb::<S>() {
             let a = j % nf::<S>();
@@ -371,11 +418,9 @@ impl<S: Simd> BlockOp<S> for LogSoftmaxOp<S> {
 /// `x` readable for `n` floats; `m` finite with `|m| ≤ M_LIMIT`.
 #[inline(always)]
 unsafe fn lse_sum<S: Simd>(s: S, x: *const f32, n: usize, m: f32, shift: Shift) -> ExpSum {
-    let (low, k_m) = row_lanes(s, shift);
     let mut op = LseSumOp::<S> {
         m: s.fsplat(m),
-        low,
-        k_m,
+        lanes: LaneShift::splat(s, shift),
         acc: [s.splat(0.0); VLANES],
         lo: [s.fsplat(0.0); VLANES],
         ties: [s.fsplat(0.0); VLANES],
@@ -451,10 +496,8 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         unsafe { for_blocks(s, x, out, n, &mut op) };
     } else {
         // The rounded y wait in `out` (each element is read before it is written).
-        let (low, k_m) = row_lanes(s, shift);
         let mut op = SoftmaxSumOp::<S> {
-            low,
-            k_m,
+            lanes: LaneShift::splat(s, shift),
             acc: [s.splat(0.0); VLANES],
         };
         unsafe { for_blocks(s, x, out, n, &mut op) };

@@ -178,6 +178,9 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `2^(k + bias)` for lanes holding `t = k + MAGIC32` (see [`crate::math::exp32`]), valid
     /// while `k + bias` is in [−126, 127].
     fn fpow2_from_magic(self, t: Self::F, bias: i32) -> Self::F;
+    /// [`Simd::fpow2_from_magic`] with a bias per lane: `bias` holds `127 + bias_lane` as the
+    /// i32 bit pattern of each lane (integer operations only, off the floating-point ports).
+    fn fpow2_from_magic_lanes(self, t: Self::F, bias: Self::F) -> Self::F;
     /// Lanes `part·LANES .. (part+1)·LANES` of `v`, widened to f64 (`part < LANES32 / LANES`).
     fn widen(self, v: Self::F, part: usize) -> Self::V;
     /// The inverse of [`Simd::widen`]: `lo` (and `hi` when `LANES32 = 2 · LANES`) rounded to

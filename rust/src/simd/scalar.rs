@@ -169,6 +169,10 @@ impl Simd for Scalar {
         f32::from_bits(t.to_bits().wrapping_add((127 + bias) as u32) << 23)
     }
     #[inline(always)]
+    fn fpow2_from_magic_lanes(self, t: f32, bias: f32) -> f32 {
+        f32::from_bits(t.to_bits().wrapping_add(bias.to_bits()) << 23)
+    }
+    #[inline(always)]
     fn widen(self, v: f32, _part: usize) -> f64 {
         v as f64
     }

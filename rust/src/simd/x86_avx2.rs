@@ -166,6 +166,13 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
+    fn fpow2_from_magic_lanes(self, t: __m256, bias: __m256) -> __m256 {
+        unsafe {
+            let bits = _mm256_add_epi32(_mm256_castps_si256(t), _mm256_castps_si256(bias));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits))
+        }
+    }
+    #[inline(always)]
     fn widen(self, v: __m256, part: usize) -> __m256d {
         unsafe {
             if part == 0 {

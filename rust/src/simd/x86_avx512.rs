@@ -167,6 +167,13 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    fn fpow2_from_magic_lanes(self, t: __m512, bias: __m512) -> __m512 {
+        unsafe {
+            let bits = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_castps_si512(bias));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(bits))
+        }
+    }
+    #[inline(always)]
     fn widen(self, v: __m512, part: usize) -> __m512d {
         unsafe {
             let half = if part == 0 {
