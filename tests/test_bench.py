@@ -30,3 +30,47 @@ def test_table_reports_share_of_copy_bandwidth_and_ratio():
     assert rows[0][cols["GB/s"]] == "8.000" and rows[0][cols["of copy"]] == "50%"
     assert rows[1][cols["of copy"]] == "25%" and rows[1][cols["ratio"]] == "2.00"
     assert rows[2][cols["of copy"]] == "n/a" and len(rows[2]) == len(_bench.COLUMNS)
+
+
+def test_time_rounds_interleaves_functions_and_takes_every_sample():
+    calls: list[str] = []
+
+    def quick() -> None:
+        calls.append("quick")
+
+    def slow() -> None:  # longer than a sample on its own: its calibration call counts
+        calls.append("slow")
+        _busy_ns(2_000_000)
+
+    times = _bench.time_rounds([quick, slow], samples=3, min_sample_ns=1_000_000)
+    assert len(times) == 2 and 0 < times[0] < times[1]
+    assert calls[:2] == ["quick", "slow"]  # one calibration call each
+    assert calls.count("slow") == 3  # the calibration call is its first sample
+    # Rounds alternate: a timed sample of `slow` comes between samples of `quick` (timed one
+    # after the other, every `quick` call would precede it).
+    first_timed_slow = calls.index("slow", 2)
+    last_quick = len(calls) - 1 - calls[::-1].index("quick")
+    assert calls.index("quick", 2) < first_timed_slow < last_quick
+
+
+def test_run_case_reports_a_failing_implementation_and_times_the_others():
+    class Broken:
+        name = "broken"
+
+        def prepare(self, case, x):
+            raise RuntimeError("no kernel")
+
+    case = _bench.Case("softmax", "float32", (4, 8))
+    x = _bench._Input((4, 8), "float32").make()
+    rows = _bench._run_case(case, 1, x, [_bench.SmoothmaxImpl(), Broken()], samples=2)
+    assert rows[0].time_ns is not None and rows[0].time_ns > 0 and rows[0].error is None
+    assert rows[0].ulp is not None and rows[0].ulp <= 4
+    assert rows[1].time_ns is None and "no kernel" in rows[1].error
+
+
+def _busy_ns(ns: int) -> None:
+    import time
+
+    end = time.perf_counter_ns() + ns
+    while time.perf_counter_ns() < end:
+        pass

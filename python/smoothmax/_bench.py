@@ -505,20 +505,41 @@ def time_call(
     of an inner loop sized so that a sample lasts at least ``min_sample_ns``.
     """
     first = fn()
+    (ns,) = time_rounds([fn], samples=samples, min_sample_ns=min_sample_ns)
+    return ns, first
+
+
+def time_rounds(
+    fns: Sequence[Runner], *, samples: int = 5, min_sample_ns: int = _MIN_SAMPLE_NS
+) -> list[float]:
+    """Median ns per call of each of ``fns`` (already warmed up), timed in interleaved rounds:
+    each round takes one sample of every function in turn, so a burst of load from other
+    processes on a shared machine hits the same round of every function instead of all the
+    samples of one (the ratios between them stay fair).
+
+    Each function gets a calibration call, then ``samples`` samples of an inner loop sized so
+    that a sample lasts at least ``min_sample_ns``; a call that long on its own is its first
+    sample.
+    """
     clock = time.perf_counter_ns
     with _no_gc():
-        t0 = clock()
-        fn()
-        single = max(clock() - t0, 1)
-        inner = max(1, math.ceil(min_sample_ns / single))
-        # A call long enough to be a sample on its own is the first sample.
-        per_call = [float(single)] if inner == 1 else []
-        while len(per_call) < max(samples, 1):
+        inner = []
+        per_call: list[list[float]] = []
+        for fn in fns:
             t0 = clock()
-            for _ in range(inner):
-                fn()
-            per_call.append((clock() - t0) / inner)
-    return statistics.median(per_call), first
+            fn()
+            single = max(clock() - t0, 1)
+            inner.append(max(1, math.ceil(min_sample_ns / single)))
+            per_call.append([float(single)] if inner[-1] == 1 else [])
+        for _ in range(max(samples, 1)):
+            for fn, reps, times in zip(fns, inner, per_call, strict=True):
+                if len(times) >= max(samples, 1):
+                    continue
+                t0 = clock()
+                for _ in range(reps):
+                    fn()
+                times.append((clock() - t0) / reps)
+    return [statistics.median(times) for times in per_call]
 
 
 def copy_gbps(x: np.ndarray, threads: int, samples: int = 5) -> float:
@@ -618,22 +639,30 @@ def _run_case(
         ref = reference(case.func, _subset(x, case), case.axis)
     except Exception as exc:
         ref_error = _error_text(exc)
-    rows = []
-    for impl in impls:
-        row = Result(case, nt, impl.name)
+    rows = [Result(case, nt, impl.name) for impl in impls]
+    # Prepare and warm up every implementation first (a failing one shows n/a and never stops
+    # the run), then time them together in interleaved rounds.
+    runners: list[tuple[Result, Runner]] = []
+    for impl, row in zip(impls, rows, strict=True):
         try:
             runner = impl.prepare(case, x)
-            row.time_ns, first = time_call(runner, samples=samples)
-            got = impl.to_numpy(first)
-            del first, runner
+            got = impl.to_numpy(runner())
             if ref is not None:
                 sub = _subset(got, case, reduced=case.func == "logsumexp")
                 row.ulp = max_ulp_error(sub, ref, case.dtype)
             elif ref_error is not None:
                 row.error = f"reference: {ref_error}"
-        except Exception as exc:  # a failing implementation shows n/a, never stops the run
+            del got
+            runners.append((row, runner))
+        except Exception as exc:
             row.error = _error_text(exc)
-        rows.append(row)
+    try:
+        times = time_rounds([runner for _, runner in runners], samples=samples)
+        for (row, _), ns in zip(runners, times, strict=True):
+            row.time_ns = ns
+    except Exception as exc:  # a call that failed after its warm-up succeeded
+        for row, _ in runners:
+            row.error = row.error or _error_text(exc)
     return rows
 
 
