@@ -641,7 +641,7 @@ def _run_case(
         ref_error = _error_text(exc)
     rows = [Result(case, nt, impl.name) for impl in impls]
     # Prepare and warm up every implementation first (a failing one shows n/a and never stops
-    # the run), then time them together in interleaved rounds.
+    # the run), then time them: on one thread together, in interleaved rounds.
     runners: list[tuple[Result, Runner]] = []
     for impl, row in zip(impls, rows, strict=True):
         try:
@@ -656,8 +656,14 @@ def _run_case(
             runners.append((row, runner))
         except Exception as exc:
             row.error = _error_text(exc)
+    fns = [runner for _, runner in runners]
     try:
-        times = time_rounds([runner for _, runner in runners], samples=samples)
+        if nt == 1:
+            times = time_rounds(fns, samples=samples)
+        else:
+            # Several threads: one implementation at a time, since a peer's worker threads
+            # keep spinning for a while after its call and would take a core from the next.
+            times = [time_rounds([fn], samples=samples)[0] for fn in fns]
         for (row, _), ns in zip(runners, times, strict=True):
             row.time_ns = ns
     except Exception as exc:  # a call that failed after its warm-up succeeded
@@ -813,6 +819,8 @@ def header(threads: Sequence[int], notes: dict[str, str], command: str) -> str:
         f"- {versions}",
         f"- command: `{command}`",
         "- time: median of >= 5 samples (each >= 2 ms, adaptive inner loop) after a warm-up; "
+        "on one thread the implementations of a case are sampled in interleaved rounds, so "
+        "load from other processes hits them alike; on more threads one after another; "
         "elements/ns = input elements / time; GB/s = (input + output bytes) / time; "
         "of copy GB/s = that GB/s as a share of a NumPy copy of the input into a preallocated "
         "array (read + write) on the same number of threads, measured in the same run; "
