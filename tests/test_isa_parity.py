@@ -167,3 +167,24 @@ def test_bit_identical_random_lengths(isa, dtype):
         got = _all_results(x, b, mask)
         for key in ref:
             _assert_bit_identical(got[key], ref[key], f"{isa} n={n} {key}")
+
+
+@pytest.mark.parametrize("n", [33, 1000])
+def test_axis0_strips_bit_identical(isa, n):
+    """float32 along axis 0 over adjacent columns (the strip kernel) on every path."""
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((n, 80)) * 10).astype(np.float32)
+    x[::5, 7] = -np.inf
+    x[n // 2, 9] = 90.0
+
+    def results():
+        return {
+            "lse": smoothmax.logsumexp(x, axis=0),
+            "softmax": smoothmax.softmax(x, axis=0),
+            "log_softmax": smoothmax.log_softmax(x, axis=0),
+        }
+
+    ref = _under("scalar", results)
+    got = results()
+    for key in ref:
+        _assert_bit_identical(got[key], ref[key], f"{isa} strips n={n} {key}")

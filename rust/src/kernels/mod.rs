@@ -26,6 +26,7 @@ pub(crate) mod cols64;
 pub(crate) mod rows;
 pub(crate) mod rows32;
 pub(crate) mod rows64;
+pub(crate) mod strips32;
 
 use std::ops::Range;
 
@@ -388,6 +389,119 @@ fn tiles(rows: Range<usize>, inner: usize, max: usize) -> impl Iterator<Item = (
     })
 }
 
+/// The rows of a column task as `(first row, count, strip)` pieces: for float32 whose rows
+/// are adjacent (`s_inner == 1`, in `out` too when given) and long enough to stream, strips of
+/// up to [`strips32::STRIP`] rows (a multiple of 16) sharing one `outer` index, for the strip
+/// kernel, and the odd rows; otherwise the whole range, for the column tiles.
+fn column_strips<E: Element>(
+    x: &Raw3<E>,
+    out: Option<&Raw3<E>>,
+    rows: Range<usize>,
+) -> Vec<(usize, usize, bool)> {
+    let adjacent = |v: &Raw3<E>| v.s_inner == 1 && v.s_n != 1;
+    let streams = !E::IS_F64 && adjacent(x) && out.is_none_or(adjacent) && x.n > SHORT_ROW;
+    if !streams {
+        return vec![(rows.start, rows.len(), false)];
+    }
+    let mut pieces = Vec::new();
+    for (r0, count) in tiles(rows, x.inner, strips32::STRIP) {
+        let whole = count - count % VLANES;
+        if whole > 0 {
+            pieces.push((r0, whole, true));
+        }
+        if whole < count {
+            pieces.push((r0 + whole, count - whole, false));
+        }
+    }
+    pieces
+}
+
+/// Row `r0` of `v` onwards as a strip: element `(i, c)` is element `i` of row `r0 + c`.
+///
+/// # Safety
+/// `E` must be f32.
+unsafe fn strip_view<E: Element>(v: &Raw3<E>, r0: usize) -> strips32::StripView {
+    strips32::StripView {
+        ptr: v.row(r0).cast::<f32>(),
+        stride: v.s_n,
+    }
+}
+
+/// logsumexp of `rows` through the column tiles, [`GROUP`] tiles per gather.
+///
+/// # Safety
+/// The rows of `x` readable and those of `out` writable.
+#[inline(always)]
+unsafe fn lse_tiles<S: Simd, E: Element>(
+    s: S,
+    x: &Raw3<E>,
+    out: &Raw2<E>,
+    rows: Range<usize>,
+    xbuf: &mut Vec<E>,
+) {
+    let mut lse = [0.0f64; VLANES];
+    for (r0, count) in chunks_of(rows, GROUP * VLANES) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            let tiles = gather_cols(x, r0, count, xbuf);
+            for g in 0..tiles {
+                let tile = xbuf.as_mut_ptr().add(g * x.n * VLANES);
+                if E::IS_F64 {
+                    // SAFETY: E is f64.
+                    let tile = tile.cast::<f64>();
+                    cols64::tile_shifted::<S>(s, tile, x.n, ColOp::Lse, &mut lse);
+                } else {
+                    // SAFETY: E is f32, the only element type that is not f64.
+                    let tile = tile.cast::<f32>();
+                    cols32::tile::<S>(s, tile, x.n, ColOp::Lse, &mut lse);
+                }
+                let rows = (count - g * VLANES).min(VLANES);
+                for (b, v) in lse.iter().enumerate().take(rows) {
+                    *out.at(r0 + g * VLANES + b) = E::from_f64(*v);
+                }
+            }
+        }
+    }
+}
+
+/// softmax / log_softmax of `rows` through the column tiles, [`GROUP`] tiles per gather.
+///
+/// # Safety
+/// The rows of `x` readable and those of `out` writable.
+#[inline(always)]
+unsafe fn softmax_tiles<S: Simd, E: Element>(
+    s: S,
+    x: &Raw3<E>,
+    out: &Raw3<E>,
+    (sc, op): (Scaling, ColOp),
+    rows: Range<usize>,
+    xbuf: &mut Vec<E>,
+    stash: &mut Vec<f64>,
+) {
+    let mut unused = [0.0f64; VLANES];
+    for (r0, count) in chunks_of(rows, GROUP * VLANES) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            let tiles = gather_cols(x, r0, count, xbuf);
+            for g in 0..tiles {
+                let tile = xbuf.as_mut_ptr().add(g * x.n * VLANES);
+                if E::IS_F64 && !sc.active {
+                    // SAFETY: E is f64.
+                    let tile = tile.cast::<f64>();
+                    cols64::tile_shifted::<S>(s, tile, x.n, op, &mut unused);
+                } else if E::IS_F64 || sc.active {
+                    cols64::tile::<S, E>(s, tile, x.n, op, sc, &mut unused, stash);
+                } else {
+                    // SAFETY: E is f32, the only element type that is not f64.
+                    let tile = tile.cast::<f32>();
+                    cols32::tile::<S>(s, tile, x.n, op, &mut unused);
+                }
+            }
+            scatter_cols(out, r0, count, xbuf);
+        }
+    }
+}
+
 impl<E: Element> WithSimd for RowsJob<E> {
     type Output = ();
 
@@ -400,27 +514,26 @@ impl<E: Element> WithSimd for RowsJob<E> {
         // in bounds, and no other task touches these rows.
         match self.task {
             Task::Lse { x, out } if use_columns(&x) => {
-                let mut lse = [0.0f64; VLANES];
-                for (r0, count) in chunks_of(self.rows, GROUP * VLANES) {
-                    unsafe {
-                        let tiles = gather_cols(&x, r0, count, &mut xbuf);
-                        for g in 0..tiles {
-                            let tile = xbuf.as_mut_ptr().add(g * x.n * VLANES);
-                            if E::IS_F64 {
-                                // SAFETY: E is f64.
-                                let tile = tile.cast::<f64>();
-                                cols64::tile_shifted::<S>(s, tile, x.n, ColOp::Lse, &mut lse);
-                            } else {
-                                // SAFETY: E is f32, the only element type that is not f64.
-                                let tile = tile.cast::<f32>();
-                                cols32::tile::<S>(s, tile, x.n, ColOp::Lse, &mut lse);
+                let mut lse = vec![0.0f64; strips32::STRIP];
+                for (r0, count, strip) in column_strips::<E>(&x, None, self.rows) {
+                    if strip {
+                        // SAFETY: E is f32 (column_strips only yields strips for f32); the
+                        // strip's rows are adjacent columns of x.
+                        let done = unsafe {
+                            let xs = strip_view(&x, r0);
+                            let (n, op) = (x.n, ColOp::Lse);
+                            strips32::strip::<S>(s, xs, xs, n, count, op, &mut lse)
+                        };
+                        if done {
+                            for (b, v) in lse.iter().enumerate().take(count) {
+                                // SAFETY: row r0 + b of the output is in this task's rows.
+                                unsafe { *out.at(r0 + b) = E::from_f64(*v) };
                             }
-                            let rows = (count - g * VLANES).min(VLANES);
-                            for (b, v) in lse.iter().enumerate().take(rows) {
-                                *out.at(r0 + g * VLANES + b) = E::from_f64(*v);
-                            }
+                            continue;
                         }
                     }
+                    // SAFETY: forwarded contract.
+                    unsafe { lse_tiles::<S, E>(s, &x, &out, r0..r0 + count, &mut xbuf) };
                 }
             }
             Task::Lse { x, out } => {
@@ -463,26 +576,29 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 } else {
                     ColOp::Softmax
                 };
-                let mut unused = [0.0f64; VLANES];
-                for (r0, count) in chunks_of(self.rows, GROUP * VLANES) {
-                    unsafe {
-                        let tiles = gather_cols(&x, r0, count, &mut xbuf);
-                        for g in 0..tiles {
-                            let tile = xbuf.as_mut_ptr().add(g * x.n * VLANES);
-                            if E::IS_F64 && !sc.active {
-                                // SAFETY: E is f64.
-                                let tile = tile.cast::<f64>();
-                                cols64::tile_shifted::<S>(s, tile, x.n, op, &mut unused);
-                            } else if E::IS_F64 || sc.active {
-                                cols64::tile::<S, E>(s, tile, x.n, op, sc, &mut unused, &mut stash);
-                            } else {
-                                // SAFETY: E is f32, the only element type that is not f64.
-                                let tile = tile.cast::<f32>();
-                                cols32::tile::<S>(s, tile, x.n, op, &mut unused);
-                            }
+                for (r0, count, strip) in column_strips::<E>(&x, Some(&out), self.rows) {
+                    if strip && !sc.active {
+                        // SAFETY: as for logsumexp; out's strip rows are adjacent too.
+                        let done = unsafe {
+                            let (xs, os) = (strip_view(&x, r0), strip_view(&out, r0));
+                            strips32::strip::<S>(s, xs, os, x.n, count, op, &mut [])
+                        };
+                        if done {
+                            continue;
                         }
-                        scatter_cols(&out, r0, count, &xbuf);
                     }
+                    // SAFETY: forwarded contract.
+                    unsafe {
+                        softmax_tiles::<S, E>(
+                            s,
+                            &x,
+                            &out,
+                            (sc, op),
+                            r0..r0 + count,
+                            &mut xbuf,
+                            &mut stash,
+                        )
+                    };
                 }
             }
             Task::Softmax { x, out, sc, log } => {

@@ -206,13 +206,13 @@ impl Shift {
         (self.k_m as f64).mul_add(LN2_HI as f64, -(m as f64)).exp()
     }
 
-    /// `(low, MAGIC32 + K_m, EXP_OFFSET − K_m as i32 bits)`: the lane values of [`LaneShift`].
-    fn lane_values(self) -> (f32, f32, f32) {
-        (
+    /// `[low, MAGIC32 + K_m, EXP_OFFSET − K_m as i32 bits]`: the lane values of [`LaneShift`].
+    pub fn lane_values(self) -> [f32; 3] {
+        [
             self.low,
             MAGIC32 + self.k_m as f32,
             f32::from_bits((EXP_OFFSET - self.k_m) as u32),
-        )
+        ]
     }
 }
 
@@ -235,7 +235,7 @@ impl<F: Copy> LaneShift<F> {
         let mut k_mm = [0.0f32; VLANES];
         let mut bias = [0.0f32; VLANES];
         for (b, shift) in shifts.iter().enumerate() {
-            (low[b], k_mm[b], bias[b]) = shift.lane_values();
+            [low[b], k_mm[b], bias[b]] = shift.lane_values();
         }
         let mut lanes = LaneShift {
             low: [s.fsplat(0.0); VLANES],
@@ -253,10 +253,38 @@ impl<F: Copy> LaneShift<F> {
         lanes
     }
 
+    /// The constants of 16 consecutive lanes from per-lane arrays (as built by
+    /// [`Shift::lane_values`]); only the first `nf` vectors are set, the ones `exp_terms` reads.
+    ///
+    /// # Safety
+    /// Each pointer must be readable for 16 floats.
+    #[inline(always)]
+    pub unsafe fn load<S: Simd<F = F>>(
+        s: S,
+        low: *const f32,
+        k_mm: *const f32,
+        bias: *const f32,
+    ) -> Self {
+        let mut lanes = LaneShift {
+            low: [s.fsplat(0.0); VLANES],
+            k_mm: [s.fsplat(0.0); VLANES],
+            bias: [s.fsplat(0.0); VLANES],
+        };
+        for j in 0..nf::<S>() {
+            // SAFETY: the caller's contract.
+            unsafe {
+                lanes.low[j] = s.fload(low.add(j * S::LANES32));
+                lanes.k_mm[j] = s.fload(k_mm.add(j * S::LANES32));
+                lanes.bias[j] = s.fload(bias.add(j * S::LANES32));
+            }
+        }
+        lanes
+    }
+
     /// One shift in every lane (a row).
     #[inline(always)]
     fn splat<S: Simd<F = F>>(s: S, shift: Shift) -> Self {
-        let (low, k_mm, bias) = shift.lane_values();
+        let [low, k_mm, bias] = shift.lane_values();
         LaneShift {
             low: [s.fsplat(low); VLANES],
             k_mm: [s.fsplat(k_mm); VLANES],

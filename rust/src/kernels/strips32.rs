@@ -1,0 +1,275 @@
+//! float32 reductions along a non-last axis whose lines are adjacent in memory (axis 0 of a C
+//! array): up to [`STRIP`] adjacent lines ("columns") at once, walked row by row, so every pass
+//! streams contiguous runs of memory and nothing is gathered.
+//!
+//! The column tiles of [`super::cols32`] gather 16 columns into a buffer first; with a row
+//! stride of a power of two that gather touches one cache line per row, a pattern the hardware
+//! prefetchers do not follow, and it cost more than the arithmetic. Here each pass reads (and
+//! writes) whole runs of `w` columns per row, and the per-column state (maximum, shift, sums:
+//! about 40 bytes a column) stays in the L1/L2 caches.
+//!
+//! The numerics are those of the column tiles, one shift per column (see [`super::rows32`]):
+//! the same `exp_terms`, the same exact `y + y_lo` split for logsumexp / log_softmax with the
+//! max entries counted apart, and each column's sum taken over `i` in order, two rows at a
+//! time, in f64. Strips with a NaN, an infinite maximum or a maximum beyond the f32-lane range
+//! are left to the column tiles (nothing is written).
+
+// Kernels index several per-column arrays with one index; iterators would hide that.
+#![allow(clippy::needless_range_loop)]
+
+use super::cols32::ColOp;
+use super::rows::{two_sum, ExpSum};
+use super::rows32::{
+    exp_terms, f32_pair, lse_term, minus_pair, nf, ratio, times_pair, LaneShift, Shift, SCALE,
+};
+use crate::simd::{Simd, VLANES};
+
+/// Columns per strip (a multiple of 16): rows this wide are one contiguous run per row for the
+/// prefetchers, and the per-column state (~48 bytes a column) stays in L2.
+pub(crate) const STRIP: usize = 4096;
+
+/// A strip of `w` columns: element `(i, c)` at `ptr + i·stride + c`.
+#[derive(Clone, Copy)]
+pub(crate) struct StripView {
+    pub ptr: *mut f32,
+    pub stride: isize,
+}
+
+impl StripView {
+    /// The first element of row `i`.
+    #[inline(always)]
+    fn row(self, i: usize) -> *mut f32 {
+        self.ptr.wrapping_offset(i as isize * self.stride)
+    }
+}
+
+/// Process `w` columns of `n ≥ 1` rows: softmax / log_softmax from `x` into `out` (which may
+/// be `x`), or logsumexp of each column into `lse[c]`. Returns `false`, with nothing written,
+/// when a column has a NaN, no finite maximum, or `|max| > M_LIMIT`.
+///
+/// # Safety
+/// `w` is a multiple of 16 and at most [`STRIP`]; `x` is readable and (unless `op` is
+/// [`ColOp::Lse`]) `out` writable at `(i, c)` for `i < n`, `c < w`; `lse` holds `w` values.
+#[inline(always)]
+pub(crate) unsafe fn strip<S: Simd>(
+    s: S,
+    x: StripView,
+    out: StripView,
+    n: usize,
+    w: usize,
+    op: ColOp,
+    lse: &mut [f64],
+) -> bool {
+    debug_assert!(w.is_multiple_of(VLANES) && w <= STRIP && n >= 1);
+    let l32 = S::LANES32;
+
+    // Pass 1: per-column max (NaN ignored by fmax), two rows at a time; any NaN in the strip
+    // sends it to the column tiles.
+    let mut m = vec![f32::NEG_INFINITY; w];
+    let mut nan = s.fmnone();
+    let mut i = 0;
+    while i < n {
+        let (a, b) = (x.row(i), x.row((i + 1).min(n - 1)));
+        for c in (0..w).step_by(l32) {
+            // SAFETY: (i, c .. c + LANES32) and the same of row min(i + 1, n − 1) are inside
+            // the strip; m holds w floats.
+            unsafe {
+                let (va, vb) = (s.fload(a.add(c)), s.fload(b.add(c)));
+                let pm = m.as_mut_ptr().add(c);
+                s.fstore(pm, s.fmax(va, s.fmax(vb, s.fload(pm))));
+                nan = s.fmor(nan, s.fmor(s.fis_nan(va), s.fis_nan(vb)));
+            }
+        }
+        i += 2;
+    }
+    if s.fmany(nan) {
+        return false;
+    }
+    let mut shifts = Vec::with_capacity(w);
+    for c in 0..w {
+        match Shift::of(m[c]) {
+            Some(shift) => shifts.push(shift),
+            None => return false,
+        }
+    }
+    // The lane constants per column; each step loads those of its 16 columns.
+    let (mut low, mut k_mm, mut bias) = (vec![0.0f32; w], vec![0.0f32; w], vec![0.0f32; w]);
+    for c in 0..w {
+        [low[c], k_mm[c], bias[c]] = shifts[c].lane_values();
+    }
+
+    // Pass 2: two rows at a time, 16 columns per step; the sums live in per-column arrays.
+    let softmax = op == ColOp::Softmax;
+    let mut acc = vec![0.0f64; w];
+    let mut lo = vec![0.0f32; w];
+    let mut ties = vec![0.0f32; w];
+    let mut i = 0;
+    while i < n {
+        let rows = (n - i).min(2);
+        for c in (0..w).step_by(VLANES) {
+            // SAFETY: rows i .. i + rows and columns c .. c + 16 are inside the strip; the
+            // state arrays hold w ≥ c + 16 values.
+            unsafe {
+                let lanes = LaneShift::load(
+                    s,
+                    low.as_ptr().add(c),
+                    k_mm.as_ptr().add(c),
+                    bias.as_ptr().add(c),
+                );
+                let state = StepState {
+                    m: m.as_ptr().add(c),
+                    acc: acc.as_mut_ptr().add(c),
+                    lo: lo.as_mut_ptr().add(c),
+                    ties: ties.as_mut_ptr().add(c),
+                };
+                // A literal row count at each call, so that the step's arrays stay in
+                // registers once inlined.
+                if rows == 2 {
+                    step(s, x, out, i, 2, c, softmax, &lanes, state);
+                } else {
+                    step(s, x, out, i, 1, c, softmax, &lanes, state);
+                }
+            }
+        }
+        i += rows;
+    }
+
+    // Pass 3.
+    let mut pair_hi = vec![0.0f32; w];
+    let mut pair_lo = vec![0.0f32; w];
+    if softmax {
+        for c in 0..w {
+            (pair_hi[c], pair_lo[c]) = f32_pair(1.0 / acc[c], 0.0);
+        }
+    } else {
+        for c in 0..w {
+            let others = (acc[c] + lo[c] as f64) / SCALE * shifts[c].to_max(m[c]);
+            let count = ties[c] as f64;
+            let (hi, lo) = two_sum(count, others);
+            let log_sum = ExpSum {
+                hi,
+                lo,
+                below_single_max: (count == 1.0).then_some((others, 0.0)),
+            }
+            .ln();
+            if op == ColOp::Lse {
+                lse[c] = m[c] as f64 + log_sum;
+            } else {
+                // m + log S as an f64 pair first: log S may be far below ulp(m).
+                let (sum, err) = two_sum(m[c] as f64, log_sum);
+                (pair_hi[c], pair_lo[c]) = f32_pair(sum, err);
+            }
+        }
+        if op == ColOp::Lse {
+            return true;
+        }
+    }
+    // softmax rescales the y it left in `out`; log_softmax writes (x − hi) − lo.
+    let src = if softmax { out } else { x };
+    for i in 0..n {
+        let (from, to) = (src.row(i), out.row(i));
+        for c in (0..w).step_by(l32) {
+            // SAFETY: as in pass 1, for reading `src` and writing `out`.
+            unsafe {
+                let v = s.fload(from.add(c));
+                let (hi, lo) = (
+                    s.fload(pair_hi.as_ptr().add(c)),
+                    s.fload(pair_lo.as_ptr().add(c)),
+                );
+                let y = if softmax {
+                    times_pair(s, v, hi, lo)
+                } else {
+                    minus_pair(s, v, hi, lo)
+                };
+                s.fstore(to.add(c), y);
+            }
+        }
+    }
+    true
+}
+
+/// Pointers to the per-column state of 16 columns.
+struct StepState {
+    m: *const f32,
+    acc: *mut f64,
+    lo: *mut f32,
+    ties: *mut f32,
+}
+
+/// Pass 2 on rows `i .. i + rows` (`rows` is 1 or 2, a constant at each call site) of the 16
+/// columns at `c`: their
+/// exponentials interleaved, each column's sum taken in row order.
+///
+/// # Safety
+/// As for [`strip`], for these rows and columns; `state` points at 16 columns of each array.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn step<S: Simd>(
+    s: S,
+    x: StripView,
+    out: StripView,
+    i: usize,
+    rows: usize,
+    c: usize,
+    softmax: bool,
+    lanes: &LaneShift<S::F>,
+    state: StepState,
+) {
+    let per = nf::<S>();
+    let (l32, l64) = (S::LANES32, S::LANES);
+    let count = rows * per;
+    let mut v = [s.fsplat(0.0); 2 * VLANES];
+    for k in 0..count {
+        // SAFETY: forwarded contract.
+        v[k] = unsafe { s.fload(x.row(i + k / per).add(c + (k % per) * l32)) };
+    }
+    let (t, p2) = exp_terms::<S, { 2 * VLANES }>(s, &v, count, lanes);
+    let mut acc = [s.splat(0.0); VLANES];
+    let mut lo = [s.fsplat(0.0); VLANES];
+    let mut ties = [s.fsplat(0.0); VLANES];
+    let mut m = [s.fsplat(0.0); VLANES];
+    // SAFETY (loads and stores of the state): 16 columns of each array.
+    unsafe {
+        for a in 0..VLANES / l64 {
+            acc[a] = s.load_f64(state.acc.add(a * l64));
+        }
+        if !softmax {
+            for j in 0..per {
+                lo[j] = s.fload(state.lo.add(j * l32));
+                ties[j] = s.fload(state.ties.add(j * l32));
+                m[j] = s.fload(state.m.add(j * l32));
+            }
+        }
+    }
+    let one = s.fsplat(1.0);
+    for k in 0..count {
+        let j = k % per;
+        let y = if softmax {
+            let y = s.ffma(t[k], p2[k], p2[k]);
+            // SAFETY: forwarded contract (softmax writes `out`).
+            unsafe { s.fstore(out.row(i + k / per).add(c + j * l32), y) };
+            y
+        } else {
+            let (y, y_lo, at_max) = lse_term(s, t[k], p2[k], v[k], m[j]);
+            ties[j] = s.fadd(ties[j], s.fkeep(at_max, one));
+            lo[j] = s.fadd(lo[j], y_lo);
+            y
+        };
+        for r in 0..ratio::<S>() {
+            let a = j * ratio::<S>() + r;
+            acc[a] = s.add(acc[a], s.widen(y, r));
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        for a in 0..VLANES / l64 {
+            s.store_f64(state.acc.add(a * l64), acc[a]);
+        }
+        if !softmax {
+            for j in 0..per {
+                s.fstore(state.lo.add(j * l32), lo[j]);
+                s.fstore(state.ties.add(j * l32), ties[j]);
+            }
+        }
+    }
+}
