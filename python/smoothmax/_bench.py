@@ -496,6 +496,11 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+#: Pause before timing on several threads, longer than the thread pools of OpenMP, ONNX Runtime
+#: and XLA keep spinning after a call.
+_SPIN_PAUSE_S = 0.05
+
+
 def time_call(
     fn: Runner, *, samples: int = 5, min_sample_ns: int = _MIN_SAMPLE_NS
 ) -> tuple[float, Any]:
@@ -610,6 +615,8 @@ def run(
                     impl.set_threads(nt)
             for k, spec in enumerate(specs, 1):
                 x = spec.make()
+                if nt > 1:
+                    time.sleep(_SPIN_PAUSE_S)
                 copy = copy_gbps(x, nt, samples)
                 for func in FUNCTIONS:
                     case = Case(func, spec.dtype, x.shape, spec.axis, spec.strided, spec.with_out)
@@ -661,9 +668,13 @@ def _run_case(
         if nt == 1:
             times = time_rounds(fns, samples=samples)
         else:
-            # Several threads: one implementation at a time, since a peer's worker threads
-            # keep spinning for a while after its call and would take a core from the next.
-            times = [time_rounds([fn], samples=samples)[0] for fn in fns]
+            # Several threads: one implementation at a time, each after a pause, since a
+            # peer's worker threads keep spinning for a while after its calls (the warm-ups
+            # above included) and would take a core from the next.
+            times = []
+            for fn in fns:
+                time.sleep(_SPIN_PAUSE_S)
+                times.append(time_rounds([fn], samples=samples)[0])
         for (row, _), ns in zip(runners, times, strict=True):
             row.time_ns = ns
     except Exception as exc:  # a call that failed after its warm-up succeeded
@@ -820,7 +831,8 @@ def header(threads: Sequence[int], notes: dict[str, str], command: str) -> str:
         f"- command: `{command}`",
         "- time: median of >= 5 samples (each >= 2 ms, adaptive inner loop) after a warm-up; "
         "on one thread the implementations of a case are sampled in interleaved rounds, so "
-        "load from other processes hits them alike; on more threads one after another; "
+        "load from other processes hits them alike; on more threads one after another, each "
+        "after a 50 ms pause (other libraries' worker threads spin on after their calls); "
         "elements/ns = input elements / time; GB/s = (input + output bytes) / time; "
         "of copy GB/s = that GB/s as a share of a NumPy copy of the input into a preallocated "
         "array (read + write) on the same number of threads, measured in the same run; "
