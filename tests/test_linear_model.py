@@ -435,6 +435,18 @@ def test_refine_reaches_the_maximum_likelihood_solution(k):
     assert refined.n_iter_ >= 1
 
 
+@pytest.mark.parametrize("k", [3, 5])
+def test_refined_intercepts_stay_centred(k):
+    """Softmax ignores a common shift of the intercepts, so the Newton steps must not drift
+    along it: with the training priors the refined intercepts sum to 0, as the starting point
+    (and scikit-learn's multinomial solution) do."""
+    X, y = datasets.make_classification(
+        n_samples=600, n_features=5, n_informative=4, n_redundant=0, n_classes=k, random_state=k
+    )
+    refined = CF(refine=30, l2=1.0).fit(X, y)
+    assert abs(refined.intercept_.sum()) < 1e-9 * max(1.0, np.abs(refined.intercept_).max())
+
+
 def test_pipeline_example():
     X, y = _load("iris")
     pipe = make_pipeline(StandardScaler(), CF(shrinkage="auto")).fit(X, y)

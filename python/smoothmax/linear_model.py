@@ -640,6 +640,12 @@ def _newton_refine(
         if binary:
             resid, prob = resid[:, 1:], prob[:, 1:]
         g_w, g_b = back(resid) + l2 * coef, resid.sum(axis=0)
+        if not binary:
+            # A common shift of the intercepts changes nothing (softmax): keep the steps in the
+            # zero-sum subspace, where the Hessian is regular. Rounding in the probabilities
+            # otherwise leaves a tiny gradient along the shift that CG divides by a tiny
+            # curvature, and the intercepts drift by a constant.
+            g_b = g_b - g_b.mean()
         g_norm = float(np.sqrt((g_w * g_w).sum() + (g_b * g_b).sum()))
         if not np.isfinite(g_norm) or g_norm == 0.0:
             break
@@ -654,7 +660,8 @@ def _newton_refine(
                 m = weight[:, None] * prob * (1.0 - prob) * a
             else:
                 m = weight[:, None] * prob * (a - (prob * a).sum(axis=1, keepdims=True))
-            return back(m) + l2 * v_w, m.sum(axis=0)
+            h_b = m.sum(axis=0)
+            return back(m) + l2 * v_w, h_b if binary else h_b - h_b.mean()
 
         s_w, s_b = np.zeros_like(coef), np.zeros_like(intercept)
         r_w, r_b = -g_w, -g_b
@@ -687,4 +694,6 @@ def _newton_refine(
             break
         coef, intercept, f, log_p = coef + t * s_w, intercept + t * s_b, f_new, log_p_new
         done += 1
+    if not binary:
+        intercept = intercept - intercept.mean()
     return coef, intercept, done
