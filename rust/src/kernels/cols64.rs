@@ -13,6 +13,7 @@ use super::rows::{shifted, spill, two_sum, ExpSum, Scaling};
 use super::rows64::{
     accumulate, exp_terms, lse_term, sum_to_max, to_max, LaneShift, Shift, SOFTMAX_SEED,
 };
+use crate::math::exp::MAGIC;
 use crate::math::exp::{exp_parts, Degree};
 use crate::simd::{Element, Simd, VLANES};
 
@@ -258,8 +259,13 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
     for j in 0..nv::<S>() {
         k_shift[j] = s.sub(k_m_v[j], s.splat(64.0));
     }
+    let mut k_mm = k_m_v;
+    for j in 0..nv::<S>() {
+        k_mm[j] = s.add(k_m_v[j], s.splat(MAGIC));
+    }
     let lanes = LaneShift {
         low: lanes_of(s, &low),
+        k_mm,
         k_shift,
     };
 

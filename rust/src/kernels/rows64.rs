@@ -1,23 +1,26 @@
 //! The float64 row passes without a temperature or weights, for rows whose maximum has
 //! `|m| ≤ M_LIMIT` (other rows take the generic path in [`super::rows`]).
 //!
-//! The shift is that of [`super::rows32`]: the row is shifted by `s = K_m·ln 2`,
-//! `K_m = round(m / ln 2)`, so `e^{x − s} = 2^{K − K_m} e^{r}` with `r = x − K ln 2` reduced
-//! exactly from `x` itself ([`exp_reduced_n`]); no TwoSum of `x − m` is needed. Terms are kept
-//! as `y = 2^{K−K_m+64}(1 + t)`, which is a normal double for every kept `K`.
+//! The shift is that of [`super::rows32`]: the row is shifted by `s = K_m·LN2_HI`,
+//! `K_m = round(m / ln 2)`, so `e^{x − s} = 2^{K − K_m} e^{r}` with
+//! `r = (x − K·LN2_HI) − (K − K_m)·LN2_LO` reduced from `x` itself with one rounding
+//! ([`exp_shifted_n`]); no TwoSum of `x − m` is needed. Terms are kept as
+//! `y = 2^{K−K_m+64}(1 + t)`, which is a normal double for every kept `K`.
 //!
-//! Accuracy (u = 2⁻⁵³; `t = t_hi + t_lo` carries the degree-13 polynomial's 2⁻⁵⁷ and one
-//! rounding, ≤ 2⁻⁵⁵ absolute, so `1 + t` is within 0.36u relative):
-//! - softmax: `y` is rounded once and stored in `out` (≤ u relative: up to 1 ULP of the
-//!   output, whose binade may differ); the `y` are summed as a double-double (Fast2Sum per
-//!   lane), so `S` carries only their mean error; `out_i = y_i · (1/S)` with `1/S` as a double
-//!   pair is rounded once, into the subnormal range too. Bound ≤ 3.3 ULP (2 × 1.36u, then ½ ULP), measured 2.4; the
-//!   stored `y` save a second `exp` per element.
+//! Accuracy (u = 2⁻⁵³; `1 + t` is within 0.67u relative: the roundings of `r` and of `t`,
+//! ≤ 2⁻⁵⁵ each, and the degree-13 polynomial's 2⁻⁵⁷):
+//! - softmax: `y` is rounded once and stored in `out` (≤ 1.67u relative); the `y` are summed
+//!   as a double-double (Fast2Sum per lane), so `S` carries only their weighted mean error;
+//!   `out_i = y_i · (1/S)` with `1/S` as a double pair is rounded once, into the subnormal
+//!   range too. Bound 2 × 1.67 + ½ ≤ 3.84 ULP, measured 2.48 (the contract is 4); the stored
+//!   `y` save a second `exp` per element (dropping the exact reduction's correction took
+//!   0.1 ULP of the measured error and 6% of the time).
 //! - logsumexp / log_softmax: each term is split exactly as `y + y_lo`; `y` is summed by TwoSum
-//!   per lane, so `S` is exact to ~n·2⁻¹⁰⁵ relative; the max entries are counted apart, so
-//!   `S − 1` keeps its relative accuracy for `log1p` (as in the generic path). log_softmax
-//!   rounds `(x − c_hi) − c_lo` with `c = m + log S` as a double pair (≤ 2 ULP, outputs near 0
-//!   included; see [`super::rows32`] for the argument).
+//!   per lane, so `S` carries only the terms' own error (the mean of ≤ 0.67u) and ~n·2⁻¹⁰⁵;
+//!   the max entries are counted apart, so `S − 1` keeps its relative accuracy for `log1p` (as
+//!   in the generic path). log_softmax rounds `(x − c_hi) − c_lo` with `c = m + log S` as a
+//!   double pair (outputs near 0 included; see [`super::rows32`] for the argument). Measured
+//!   1.41 ULP for logsumexp (contract 2) and 1.87 for log_softmax (contract 4).
 //!
 //! Arguments are clamped at `(K_m − 1087)·ln 2`, where the exponent field of `2^{K−K_m+64}` is
 //! 0: entries more than ~708 below the max contribute exactly 0 (their true share is below
@@ -28,7 +31,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::rows::{load_chunk, row_max, special_row, spill, tree, two_sum, two_sum_v, ExpSum};
-use crate::math::exp::{exp_reduced_n, Degree, MAGIC};
+use crate::math::exp::{exp_reduced_n, exp_shifted_n, Degree, MAGIC};
 use crate::simd::{Simd, VLANES};
 
 /// `2⁶⁴`: terms are scaled by it so that `2^(k+64)` is a normal double for every kept `k`.
@@ -70,16 +73,18 @@ impl Shift {
 }
 
 /// `e^{s − m}` per lane as a pair `(hi, lo)` to ~2⁻⁵⁶: the factor from sums relative to the
-/// shift `s = K_m·ln 2` to sums relative to the max. `s − m` (|·| ≤ 0.35) is formed as a
-/// double-double (`K_m·ln 2` by an exact product) and its exponential kept as `1 + t_hi + t_lo`.
+/// shift `s = K_m·LN2_HI` (see [`exp_shifted_n`]) to sums relative to the max. `s − m`
+/// (|·| ≤ 0.35) is formed as a double-double (`K_m·LN2_HI` by an exact product) and its
+/// exponential kept as `1 + t_hi + t_lo`.
 #[inline(always)]
 pub(crate) fn to_max<S: Simd>(s: S, m: S::V, k_m: S::V) -> (S::V, S::V) {
-    const LN2_LO: f64 = 2.319_046_813_846_299_6e-17;
     let ln2 = s.splat(std::f64::consts::LN_2);
     let p_hi = s.mul(k_m, ln2);
     let p_lo = s.fma(k_m, ln2, s.sub(s.splat(0.0), p_hi));
     let (d, d_err) = two_sum_v(s, p_hi, s.sub(s.splat(0.0), m));
-    let d_lo = s.fma(k_m, s.splat(LN2_LO), s.add(d_err, p_lo));
+    // The low part can reach ulp(K_m·LN2_HI)/2 (2⁻²³ near |m| = 2³⁰), far beyond what the
+    // reduction's first-order correction takes (its square is lost): renormalise it first.
+    let (d, d_lo) = two_sum_v(s, d, s.add(d_err, p_lo));
     let (t_hi, t_lo, k_magic) = exp_reduced_n::<S, 1>(s, &[d], Some(&[d_lo]), Degree::Full, 1);
     // 1 + t_hi exactly as hi + lo (Fast2Sum, |t_hi| < 1), then 2^k (k is 0 but at ties).
     let one = s.splat(1.0);
@@ -153,9 +158,11 @@ unsafe fn for_chunks<S: Simd, Op: ChunkOp<S>>(
     }
 }
 
-/// The per-lane clamp and `K_m − 64` of [`exp_terms`]: splats for a row, 16 lanes for a tile.
+/// The per-lane clamp, `MAGIC + K_m` and `K_m − 64` of [`exp_terms`]: splats for a row, 16
+/// lanes for a tile.
 pub(crate) struct LaneShift<V> {
     pub low: [V; VLANES],
+    pub k_mm: [V; VLANES],
     pub k_shift: [V; VLANES],
 }
 
@@ -165,13 +172,15 @@ impl<V: Copy> LaneShift<V> {
     fn splat<S: Simd<V = V>>(s: S, shift: Shift) -> Self {
         LaneShift {
             low: [s.splat(shift.low); VLANES],
+            k_mm: [s.splat(MAGIC + shift.k_m); VLANES],
             k_shift: [s.splat(shift.k_m - 64.0); VLANES],
         }
     }
 }
 
-/// `(t, 2^{K − K_m + 64})` with `e^{x − s} = 2^{K − K_m}(1 + t)` for the first `count` of `N`
-/// vectors; vector `j` belongs to the lanes `j % (VLANES / LANES)` of `lanes`.
+/// `(t, 2^{K − K_m + 64})` with `e^{x − s} = 2^{K − K_m}(1 + t)`, `s = K_m·LN2_HI`, for the
+/// first `count` of `N` vectors; vector `j` belongs to the lanes `j % (VLANES / LANES)` of
+/// `lanes`.
 #[inline(always)]
 pub(crate) fn exp_terms<S: Simd, const N: usize>(
     s: S,
@@ -185,11 +194,9 @@ pub(crate) fn exp_terms<S: Simd, const N: usize>(
         // −inf (padding, masked entries) is clamped like any far-away entry.
         xc[j] = s.max(lanes.low[j % nv::<S>()], v[j]);
     }
-    let (t_hi, t_lo, k_magic) = exp_reduced_n::<S, N>(s, &xc, None, Degree::Full, count);
-    let mut t = t_hi;
+    let (t, k_magic) = exp_shifted_n::<S, N>(s, &xc, count, &lanes.k_mm[..nv::<S>()]);
     let mut p2 = k_magic;
     for j in 0..count {
-        t[j] = s.add(t_hi[j], t_lo[j]);
         // MAGIC + K − K_m + 64 is exact; its exponent field K − K_m + 64 + 1023 is 0 at the
         // clamp.
         p2[j] = s.pow2_from_magic(s.sub(k_magic[j], lanes.k_shift[j % nv::<S>()]));

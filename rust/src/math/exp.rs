@@ -211,6 +211,49 @@ pub fn exp_reduced_n<S: Simd, const N: usize>(
     (r_hi, t_lo, k_magic)
 }
 
+/// `(t, k_magic)` for `N` vectors, as in [`exp_shifted_n`].
+pub type ShiftedLanes<V, const N: usize> = ([V; N], [V; N]);
+
+/// `e^{x − K_m·LN2_HI} = 2^{K − K_m}·(1 + t)` for the first `count` of `N` vectors (the
+/// float64 shifted kernels): vector `j` belongs to the lanes `j % lanes` of `k_mm`, which holds
+/// `MAGIC + K_m` per lane. Returns `t` and `k_magic = MAGIC + K`.
+///
+/// Valid for finite `|x| ≤ 2³⁰` with `K_m − 1088 ≤ K ≤ K_m` (the caller clamps `x` below and
+/// never passes more than its row maximum). `x − K·LN2_HI` is exact (as in
+/// [`exp_reduced_n`]) and `(K − K_m)·LN2_LO` an exact product below 2⁻³⁵, so the reduction
+/// `r = (x − K·LN2_HI) − (K − K_m)·LN2_LO` rounds once (≤ 2⁻⁵⁵ relative to `e^r`), and so does
+/// `t = r + r²q(r)` (≤ 2⁻⁵⁵ absolute), beside the polynomial's 2⁻⁵⁷: `1 + t` is within 0.67u
+/// (u = 2⁻⁵³). The row's `K_m·LN2_LO` is left to the caller, whose shift is `K_m·LN2_HI`.
+/// Against [`exp_reduced_n`] this drops the split `r_hi + r_lo` and its correction.
+#[inline(always)]
+pub fn exp_shifted_n<S: Simd, const N: usize>(
+    s: S,
+    x: &[S::V; N],
+    count: usize,
+    k_mm: &[S::V],
+) -> ShiftedLanes<S::V, N> {
+    let lanes = k_mm.len();
+    let magic = s.splat(MAGIC);
+    let mut k_magic = *x;
+    let mut r = *x;
+    let mut t = *x;
+    for j in 0..count {
+        k_magic[j] = s.fma(x[j], s.splat(LOG2_E), magic);
+    }
+    for j in 0..count {
+        let neg_k = s.sub(magic, k_magic[j]);
+        let k_rel = s.sub(k_magic[j], k_mm[j % lanes]); // K − K_m, exact
+        let r1 = s.fma(neg_k, s.splat(LN2_HI), x[j]); // exact
+        r[j] = s.fma(k_rel, s.splat(-LN2_LO), r1);
+    }
+    for j in 0..count {
+        let q = s.fma(estrin(s, &HIGH_13, r[j]), r[j], s.splat(1.0 / 6.0));
+        let q = s.fma(q, r[j], s.splat(0.5));
+        t[j] = s.fma(s.mul(r[j], r[j]), q, r[j]);
+    }
+    (t, k_magic)
+}
+
 /// `e^x` rounded once to f64.
 #[inline(always)]
 pub fn exp_v<S: Simd>(s: S, x: S::V, degree: Degree) -> S::V {
