@@ -237,20 +237,8 @@ impl<F: Copy> LaneShift<F> {
         for (b, shift) in shifts.iter().enumerate() {
             [low[b], k_mm[b], bias[b]] = shift.lane_values();
         }
-        let mut lanes = LaneShift {
-            low: [s.fsplat(0.0); VLANES],
-            k_mm: [s.fsplat(0.0); VLANES],
-            bias: [s.fsplat(0.0); VLANES],
-        };
-        for j in 0..nf::<S>() {
-            // SAFETY: the arrays hold VLANES floats.
-            unsafe {
-                lanes.low[j] = s.fload(low.as_ptr().add(j * S::LANES32));
-                lanes.k_mm[j] = s.fload(k_mm.as_ptr().add(j * S::LANES32));
-                lanes.bias[j] = s.fload(bias.as_ptr().add(j * S::LANES32));
-            }
-        }
-        lanes
+        // SAFETY: the arrays hold VLANES floats.
+        unsafe { Self::load(s, low.as_ptr(), k_mm.as_ptr(), bias.as_ptr()) }
     }
 
     /// The constants of 16 consecutive lanes from per-lane arrays (as built by
