@@ -314,6 +314,16 @@ def test_column_groups_match_rows(dtype, shape, axis):
             np.testing.assert_array_equal(got[idx], fn(np.ascontiguousarray(moved[idx])))
 
 
+@pytest.mark.parametrize("view", ["rows reversed", "every other row", "both reversed"])
+def test_axis0_strips_of_views_match_contiguous(view):
+    """The strip kernel walks rows with any stride, negative ones included."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((50, 96)) * 10).astype(np.float32)
+    v = {"rows reversed": x[::-1], "every other row": x[::2], "both reversed": x[::-1, ::-1]}[view]
+    for fn in (softmax, log_softmax, logsumexp):
+        np.testing.assert_array_equal(fn(v, axis=0), fn(np.ascontiguousarray(v), axis=0))
+
+
 @pytest.mark.parametrize("special", ["nan", "inf", "-inf column", "far max", "none"])
 @pytest.mark.parametrize("in_place", [False, True])
 def test_axis0_strips_match_rows(special, in_place):
