@@ -104,3 +104,34 @@ macro_rules! row_benches {
 
 row_benches!(f32, logsumexp_f32, softmax_f32, log_softmax_f32);
 row_benches!(f64, logsumexp_f64, softmax_f64, log_softmax_f64);
+
+/// Reductions along axis 0 of a C-ordered (1000, 4096) float32 array: the strip kernel.
+const AXIS0: (usize, usize) = (1000, 4096);
+
+#[divan::bench(args = isas())]
+fn softmax_axis0_f32(bencher: Bencher, isa: Isa) {
+    let (n, inner) = AXIS0;
+    let x = Array3::from_shape_vec(
+        (1, n, inner),
+        data(n * inner).into_iter().map(|v| v as f32).collect(),
+    )
+    .unwrap();
+    bencher
+        .counter(ItemsCount::new(n * inner))
+        .with_inputs(|| x.clone())
+        .bench_local_refs(|y| softmax_inplace_on(isa, y.view_mut(), 1.0, false).unwrap());
+}
+
+#[divan::bench(args = isas())]
+fn logsumexp_axis0_f32(bencher: Bencher, isa: Isa) {
+    let (n, inner) = AXIS0;
+    let x = Array3::from_shape_vec(
+        (1, n, inner),
+        data(n * inner).into_iter().map(|v| v as f32).collect(),
+    )
+    .unwrap();
+    let mut out = Array2::<f32>::zeros((1, inner));
+    bencher
+        .counter(ItemsCount::new(n * inner))
+        .bench_local(|| logsumexp_on(isa, black_box(x.view()), out.view_mut()).unwrap());
+}
