@@ -169,11 +169,12 @@ def test_bit_identical_random_lengths(isa, dtype):
             _assert_bit_identical(got[key], ref[key], f"{isa} n={n} {key}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("n", [33, 1000])
-def test_axis0_strips_bit_identical(isa, n):
-    """float32 along axis 0 over adjacent columns (the strip kernel) on every path."""
+def test_axis0_strips_bit_identical(isa, dtype, n):
+    """Along axis 0 over adjacent columns (the strip kernels) on every path."""
     rng = np.random.default_rng(n)
-    x = (rng.standard_normal((n, 80)) * 10).astype(np.float32)
+    x = (rng.standard_normal((n, 80)) * 10).astype(dtype)
     x[::5, 7] = -np.inf
     x[n // 2, 9] = 90.0
 
