@@ -438,26 +438,21 @@ unsafe fn run_strip<S: Simd, E: Element>(
     op: ColOp,
     lse: &mut [f64],
 ) -> bool {
-    let (xp, op_) = (x.row(r0), out.row(r0));
+    let xs = strips32::StripView {
+        ptr: x.row(r0),
+        stride: x.s_n,
+    };
+    let os = strips32::StripView {
+        ptr: out.row(r0),
+        stride: out.s_n,
+    };
     // SAFETY (both arms): forwarded contract; E is the arm's element type.
     unsafe {
         if E::IS_F64 {
             debug_assert!(op == ColOp::Lse, "float64 strips are for logsumexp");
-            let xs = strips64::StripView {
-                ptr: xp.cast(),
-                stride: x.s_n,
-            };
-            strips64::lse_strip::<S>(s, xs, x.n, count, lse)
+            strips64::lse_strip::<S>(s, xs.cast(), x.n, count, lse)
         } else {
-            let xs = strips32::StripView {
-                ptr: xp.cast(),
-                stride: x.s_n,
-            };
-            let os = strips32::StripView {
-                ptr: op_.cast(),
-                stride: out.s_n,
-            };
-            strips32::strip::<S>(s, xs, os, x.n, count, op, lse)
+            strips32::strip::<S>(s, xs.cast(), os.cast(), x.n, count, op, lse)
         }
     }
 }

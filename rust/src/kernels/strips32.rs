@@ -28,18 +28,34 @@ use crate::simd::{Simd, VLANES};
 /// prefetchers, and the per-column state (~48 bytes a column) stays in L2.
 pub(crate) const STRIP: usize = 4096;
 
-/// A strip of `w` columns: element `(i, c)` at `ptr + i·stride + c`.
-#[derive(Clone, Copy)]
-pub(crate) struct StripView {
-    pub ptr: *mut f32,
+/// A strip of `w` columns: element `(i, c)` at `ptr + i·stride + c` (both element types).
+pub(crate) struct StripView<E> {
+    pub ptr: *mut E,
     pub stride: isize,
 }
 
-impl StripView {
+impl<E> Clone for StripView<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for StripView<E> {}
+
+impl<E> StripView<E> {
     /// The first element of row `i`.
     #[inline(always)]
-    fn row(self, i: usize) -> *mut f32 {
+    pub(crate) fn row(self, i: usize) -> *mut E {
         self.ptr.wrapping_offset(i as isize * self.stride)
+    }
+
+    /// The same strip read as elements of type `T` (the caller knows they are).
+    #[inline(always)]
+    pub(crate) fn cast<T>(self) -> StripView<T> {
+        StripView {
+            ptr: self.ptr.cast(),
+            stride: self.stride,
+        }
     }
 }
 
@@ -53,8 +69,8 @@ impl StripView {
 #[inline(always)]
 pub(crate) unsafe fn strip<S: Simd>(
     s: S,
-    x: StripView,
-    out: StripView,
+    x: StripView<f32>,
+    out: StripView<f32>,
     n: usize,
     w: usize,
     op: ColOp,
@@ -206,8 +222,8 @@ struct StepState {
 #[allow(clippy::too_many_arguments)]
 unsafe fn step<S: Simd>(
     s: S,
-    x: StripView,
-    out: StripView,
+    x: StripView<f32>,
+    out: StripView<f32>,
     i: usize,
     rows: usize,
     c: usize,

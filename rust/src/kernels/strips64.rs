@@ -14,26 +14,12 @@
 
 use super::rows::two_sum;
 use super::rows64::{accumulate, exp_terms, lse_term, sum_to_max, to_max, LaneShift, Shift};
+use super::strips32::StripView;
 use crate::math::exp::MAGIC;
 use crate::simd::{Simd, VLANES};
 
 /// Columns per strip (a multiple of 16), as for float32.
 pub(crate) const STRIP: usize = super::strips32::STRIP;
-
-/// A strip of `w` columns: element `(i, c)` at `ptr + i·stride + c`.
-#[derive(Clone, Copy)]
-pub(crate) struct StripView {
-    pub ptr: *mut f64,
-    pub stride: isize,
-}
-
-impl StripView {
-    /// The first element of row `i`.
-    #[inline(always)]
-    fn row(self, i: usize) -> *mut f64 {
-        self.ptr.wrapping_offset(i as isize * self.stride)
-    }
-}
 
 /// logsumexp of `w` columns of `n ≥ 1` rows into `lse[c]`; `false`, with nothing written,
 /// when a column has a NaN, no finite maximum, or `|max| > M_LIMIT`.
@@ -44,7 +30,7 @@ impl StripView {
 #[inline(always)]
 pub(crate) unsafe fn lse_strip<S: Simd>(
     s: S,
-    x: StripView,
+    x: StripView<f64>,
     n: usize,
     w: usize,
     lse: &mut [f64],
@@ -182,7 +168,7 @@ struct StepState {
 #[inline(always)]
 unsafe fn step<S: Simd>(
     s: S,
-    x: StripView,
+    x: StripView<f64>,
     i: usize,
     rows: usize,
     c: usize,
