@@ -97,6 +97,14 @@ fn estrin<S: Simd>(s: S, a: &[f64], x: S::V) -> S::V {
     v[0]
 }
 
+/// `q(r)` with `e^r = 1 + r + r²·q(r)`: `1/2 + r/6 + r²·H(r)`, `H` by Estrin's scheme from
+/// its coefficients `high` ([`HIGH_13`] or [`HIGH_9`]), the two low-order steps Horner.
+#[inline(always)]
+fn quadratic_factor<S: Simd>(s: S, high: &[f64], r: S::V) -> S::V {
+    let q = s.fma(estrin(s, high, r), r, s.splat(1.0 / 6.0));
+    s.fma(q, r, s.splat(0.5))
+}
+
 /// Polynomial degree used for results delivered as f64 (`FULL`) or as f32 (`SHORT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Degree {
@@ -195,8 +203,7 @@ pub fn exp_reduced_n<S: Simd, const N: usize>(
     };
     for j in 0..count {
         let r = r_hi[j];
-        let q = s.fma(estrin(s, high, r), r, s.splat(1.0 / 6.0));
-        let q = s.fma(q, r, s.splat(0.5));
+        let q = quadratic_factor(s, high, r);
         let r2 = s.mul(r, r);
         t_lo[j] = if x_lo.is_some() {
             // The caller's low part can reach 2⁻⁴⁷ (softmax's x − max for |x − max| ≈ 100):
@@ -247,8 +254,7 @@ pub fn exp_shifted_n<S: Simd, const N: usize>(
         r[j] = s.fma(k_rel, s.splat(-LN2_LO), r1);
     }
     for j in 0..count {
-        let q = s.fma(estrin(s, &HIGH_13, r[j]), r[j], s.splat(1.0 / 6.0));
-        let q = s.fma(q, r[j], s.splat(0.5));
+        let q = quadratic_factor(s, &HIGH_13, r[j]);
         t[j] = s.fma(s.mul(r[j], r[j]), q, r[j]);
     }
     (t, k_magic)
