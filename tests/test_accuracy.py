@@ -507,6 +507,36 @@ def test_shifted_path_edges_vs_mpmath(name, dtype, tolerance, record_property):
     )
 
 
+#: logsumexp sums rounded terms when |lse| ≥ this is certain (``rows32`` / ``rows64``).
+FAST_LSE_MIN = {F32: 2.0, F64: 4.0}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_logsumexp_fast_sum_threshold_vs_mpmath(dtype, tolerance, record_property):
+    """logsumexp of rows whose result is certain to be at least 2 (float32) or 4 (float64) in
+    magnitude sums rounded terms; at those bounds the sums' error is largest relative to the
+    result's ULP. Rows with maxima just above and below ``T`` and with ``m + log n`` just
+    below and above ``-T``, all entries within 1 of the max (condition number ~1, so the ULP
+    bound applies without the cancellation allowance)."""
+    rng = np.random.default_rng([17, dtype.itemsize])
+    t = FAST_LSE_MIN[dtype]
+    rows = []
+    for n in (2, 5, 17, 100, 1000):
+        for delta in (-0.02, -1e-3, 0.0, 1e-3, 0.02, 0.3):
+            for top in (t + delta, -t - np.log(n) - delta):
+                for _ in range(3):
+                    row = top - rng.uniform(0.0, 1.0, n)
+                    row[rng.integers(n)] = top
+                    rows.append(row.astype(dtype))
+    for i, x in enumerate(rows):
+        got = np.asarray(smoothmax.logsumexp(x)).reshape(1)
+        exact = mp_rows(mp_lse_value, x[None, :]).reshape(-1)
+        err = float(ulp_error(got, exact, dtype).max())
+        record_max("logsumexp", dtype, err, f"fast-sum threshold #{i}")
+        record_property("max_ulp", err)
+        assert err <= tolerance[("logsumexp", dtype)], (i, x.size, x.max(), got, exact.hi)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("n", [2, 17, 20_000])
 def test_confident_rows_log_softmax_at_max(dtype, n, tolerance, record_property):

@@ -354,6 +354,38 @@ def test_axis0_strips_match_rows(dtype, special, in_place):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["strips", "column tiles", "rows"])
+def test_logsumexp_fast_and_exact_sums_agree_across_layouts(dtype, layout):
+    """logsumexp sums rounded terms where its result is certain to be far from 0 (maxima at
+    or above 2 for float32, 4 for float64, or far below) and exact ones elsewhere; every
+    layout (row kernels, axis-0 strips, column tiles) decides per line alike, so lines with
+    maxima on both sides of those bounds, side by side, equal the 1-D call bit for bit."""
+    rng = np.random.default_rng(13)
+    n, width = 100, 2048
+    t = 2.0 if dtype == np.float32 else 4.0
+    # Maxima just beyond both bounds (t and -t - log n), where the two kinds of sums differ
+    # most relative to the result's ULP, and a sweep across them.
+    tops = np.concatenate(
+        [
+            t + rng.uniform(0.0, 0.5, 896),
+            -t - np.log(n) - rng.uniform(0.0, 0.5, 896),
+            np.linspace(-14.0, 8.0, width - 2 * 896),
+        ]
+    )
+    x = (tops - rng.exponential(2.0, (n, width))).astype(dtype)
+    x[rng.integers(0, n, width), np.arange(width)] = tops.astype(dtype)
+    expected = np.array([logsumexp(np.ascontiguousarray(x[:, c])) for c in range(width)])
+    if layout == "strips":  # adjacent columns, more than a short row: the strip kernels
+        got = logsumexp(x, axis=0)
+    elif layout == "column tiles":  # a NaN column sends the whole strip to the tiles
+        with_nan = np.concatenate([np.full((n, 1), np.nan, dtype), x], axis=1)
+        got = logsumexp(with_nan, axis=0)[1:]
+    else:
+        got = logsumexp(np.ascontiguousarray(x.T), axis=1)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("step", [2, 3, 4, 5, -1, -2])
 def test_strided_rows_match_contiguous(dtype, step):
     """Rows with a stride of their own (`x[:, ::step]`, gathered per stride) equal the call on

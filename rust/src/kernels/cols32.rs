@@ -13,9 +13,10 @@
 // Kernels index several per-lane arrays with one lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::{two_sum, ExpSum, Scaling};
+use super::rows::{two_sum, Scaling};
 use super::rows32::{
-    exp_terms, f32_pair, lse_term, minus_pair, nf, ratio, times_pair, LaneShift, Shift, SCALE,
+    exp_sum, exp_terms, f32_pair, fast_lse, lse_term, minus_pair, nf, ratio, times_pair, LaneShift,
+    Shift,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -86,9 +87,18 @@ pub(crate) unsafe fn tile<S: Simd>(
         }
     }
     let lane_shift = LaneShift::of_lanes(s, &shifts);
+    // The maxima the entries are compared with to count ties apart: NaN (no entry matches) in
+    // the rows whose logsumexp sums rounded terms, as the row kernel does (`fast_lse`).
+    let fast = ms.map(|m| op == ColOp::Lse && fast_lse(m, n));
+    let mut m_ties = ms;
+    for b in 0..VLANES {
+        if fast[b] {
+            m_ties[b] = f32::NAN;
+        }
+    }
     for j in 0..nf::<S>() {
-        // SAFETY: ms holds VLANES floats.
-        m[j] = unsafe { s.fload(ms.as_ptr().add(j * S::LANES32)) };
+        // SAFETY: m_ties holds VLANES floats.
+        m[j] = unsafe { s.fload(m_ties.as_ptr().add(j * S::LANES32)) };
     }
     // Rows with a NaN or no finite maximum follow the row kernels' rules at the end, from
     // their original values (rare: a copy is fine).
@@ -144,15 +154,9 @@ pub(crate) unsafe fn tile<S: Simd>(
     } else {
         let mut logs = [0.0f64; VLANES];
         for b in 0..VLANES {
-            let others = (sums[b] + los[b] as f64) / SCALE * shifts[b].to_max(ms[b]);
-            let count = counts[b] as f64;
-            let (hi, lo) = two_sum(count, others);
-            logs[b] = ExpSum {
-                hi,
-                lo,
-                below_single_max: (count == 1.0).then_some((others, 0.0)),
-            }
-            .ln();
+            // A fast row drops its exact low parts, as the row kernel does.
+            let low = if fast[b] { 0.0 } else { los[b] as f64 };
+            logs[b] = exp_sum(sums[b] + low, counts[b] as f64, shifts[b], ms[b]).ln();
         }
         if op == ColOp::Lse {
             for b in 0..VLANES {

@@ -11,7 +11,7 @@
 use super::cols32::{finish_far_lanes, finish_special_lanes, save_special_lanes, ColOp};
 use super::rows::{shifted, spill, two_sum, ExpSum, Scaling};
 use super::rows64::{
-    accumulate, exp_terms, lse_term, sum_to_max, to_max, LaneShift, Shift, SOFTMAX_SEED,
+    accumulate, exp_terms, fast_lanes, lse_term, sum_to_max, to_max, LaneShift, Shift, SOFTMAX_SEED,
 };
 use crate::math::exp::MAGIC;
 use crate::math::exp::{exp_parts, Degree};
@@ -254,6 +254,11 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
     let saved = unsafe { save_special_lanes(tile, n, &special) };
     let saved_far = unsafe { save_special_lanes(tile, n, &far) };
     let m = lanes_of(s, &ms);
+    let (m_ties, keep_lo) = fast_lanes(&ms, n, op == ColOp::Lse);
+    let (m_ties, keep_lo) = (
+        lanes_of(s, &vlanes(&m_ties)),
+        lanes_of(s, &vlanes(&keep_lo)),
+    );
     let k_m_v = lanes_of(s, &k_m);
     let mut k_shift = k_m_v;
     for j in 0..nv::<S>() {
@@ -280,12 +285,30 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
     let mut i = 0;
     while i + 1 < n {
         // SAFETY: elements i and i + 1 of every row exist.
-        unsafe { sums.step(s, tile.add(i * VLANES), 2, softmax, &m, &lanes) };
+        unsafe {
+            sums.step(
+                s,
+                tile.add(i * VLANES),
+                2,
+                softmax,
+                (&m_ties, &keep_lo),
+                &lanes,
+            )
+        };
         i += 2;
     }
     if i < n {
         // SAFETY: element i of every row exists.
-        unsafe { sums.step(s, tile.add(i * VLANES), 1, softmax, &m, &lanes) };
+        unsafe {
+            sums.step(
+                s,
+                tile.add(i * VLANES),
+                1,
+                softmax,
+                (&m_ties, &keep_lo),
+                &lanes,
+            )
+        };
     }
     let (his, los) = (spill(s, &sums.hi), spill(s, &sums.lo));
 
@@ -335,6 +358,11 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
     unsafe { finish_special_lanes(tile, n, op, saved, lse) };
 }
 
+/// A per-lane vector as the 16 virtual lanes.
+fn vlanes(v: &[f64]) -> [f64; VLANES] {
+    v.try_into().expect("16 lanes")
+}
+
 /// Pass 2 accumulators of [`tile_shifted`]: per-lane double-double sums and tie counts.
 struct ColSums<S: Simd> {
     hi: [S::V; VLANES],
@@ -356,9 +384,12 @@ impl<S: Simd> ColSums<S> {
         p: *mut f64,
         elems: usize,
         softmax: bool,
-        m: &[S::V; VLANES],
+        ties_with: (&[S::V; VLANES], &[S::V; VLANES]),
         lanes: &LaneShift<S::V>,
     ) {
+        // The values entries are compared with to count ties, and the factor of each term's
+        // low part (NaN and 0 in the lanes that sum rounded terms; see `fast_lanes`).
+        let (m, keep_lo) = ties_with;
         let per = nv::<S>();
         let count = elems * per;
         let mut v = [s.splat(0.0); 2 * VLANES];
@@ -383,7 +414,13 @@ impl<S: Simd> ColSums<S> {
                 let at_max = s.eq(v[j], m[a]);
                 self.ties[a] = s.add(self.ties[a], s.select(at_max, one, zero));
                 let (y, y_lo) = lse_term(s, t[j], p2[j], at_max);
-                accumulate(s, &mut self.hi[a], &mut self.lo[a], y, y_lo);
+                accumulate(
+                    s,
+                    &mut self.hi[a],
+                    &mut self.lo[a],
+                    y,
+                    s.mul(y_lo, keep_lo[a]),
+                );
             }
         }
     }

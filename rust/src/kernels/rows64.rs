@@ -237,22 +237,40 @@ pub(crate) fn lanes_total(his: [f64; VLANES], los: [f64; VLANES], seed: f64) -> 
     two_sum(h, l)
 }
 
-/// softmax pass 2: `y = 2^{K−K_m+64}(1 + t)` rounded once into `out`, summed per lane by
-/// Fast2Sum (every lane starts at [`SOFTMAX_SEED`], above any term).
-struct SoftmaxSumOp<S: Simd> {
+/// softmax pass 2: `y = 2^{K−K_m+64}(1 + t)` rounded once (into `out` when `STORE`), summed
+/// per lane by Fast2Sum (every lane starts at [`SOFTMAX_SEED`], above any term). Without the
+/// store it is the fast logsumexp pass (see [`lse_row`]).
+struct RoundedSumOp<S: Simd, const STORE: bool> {
     lanes: LaneShift<S::V>,
     hi: [S::V; VLANES],
     lo: [S::V; VLANES],
 }
 
-impl<S: Simd> ChunkOp<S> for SoftmaxSumOp<S> {
+impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
+    fn new(s: S, shift: Shift) -> Self {
+        RoundedSumOp {
+            lanes: LaneShift::splat(s, shift),
+            hi: [s.splat(SOFTMAX_SEED); VLANES],
+            lo: [s.splat(0.0); VLANES],
+        }
+    }
+
+    /// `Σ y` (scaled by 2⁶⁴) as a double pair.
+    fn total(&self, s: S) -> (f64, f64) {
+        lanes_total(spill(s, &self.hi), spill(s, &self.lo), SOFTMAX_SEED)
+    }
+}
+
+impl<S: Simd, const STORE: bool> ChunkOp<S> for RoundedSumOp<S, STORE> {
     #[inline(always)]
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64) {
         let (t, p2) = exp_terms(s, v, nv::<S>(), &self.lanes);
         for j in 0..nv::<S>() {
             let y = s.fma(t[j], p2[j], p2[j]);
-            // SAFETY: `out` has room for a whole chunk (the trait's contract).
-            unsafe { s.store_f64(out.add(j * S::LANES), y) };
+            if STORE {
+                // SAFETY: `out` has room for a whole chunk (the trait's contract).
+                unsafe { s.store_f64(out.add(j * S::LANES), y) };
+            }
             let sum = s.add(self.hi[j], y);
             let err = s.sub(y, s.sub(sum, self.hi[j]));
             self.hi[j] = sum;
@@ -352,8 +370,43 @@ fn spill1<S: Simd>(s: S, v: S::V) -> [f64; VLANES] {
     out
 }
 
+/// Rows whose logsumexp is certain to be at least this far from 0 take the fast pass of
+/// [`lse_row`] (see [`fast_lse`]).
+const FAST_LSE_MIN: f64 = 4.0;
+
+/// Whether a logsumexp over `n` entries with maximum `m` is certain to be at least
+/// [`FAST_LSE_MIN`] in magnitude (it lies in `[m, m + log n]`), so that its terms may be summed
+/// as rounded (see [`lse_row`]). Rows, tiles and strips decide alike, so every layout returns
+/// the same result: a tile lane or strip column that decides so compares its entries with NaN
+/// (no ties counted apart) and drops each term's exact low part ([`fast_lanes`]).
+pub(crate) fn fast_lse(m: f64, n: usize) -> bool {
+    m >= FAST_LSE_MIN || m + (n as f64).ln() <= -FAST_LSE_MIN
+}
+
+/// Per lane of a logsumexp tile or strip with maxima `m`: the value entries are compared with
+/// to count ties apart (NaN, never equal, where [`fast_lse`] holds) and the factor of each
+/// term's exact low part (0 there, else 1).
+pub(crate) fn fast_lanes(m: &[f64], n: usize, lse: bool) -> (Vec<f64>, Vec<f64>) {
+    m.iter()
+        .map(|&m| {
+            if lse && fast_lse(m, n) {
+                (f64::NAN, 0.0)
+            } else {
+                (m, 1.0)
+            }
+        })
+        .unzip()
+}
+
 /// logsumexp of a float64 row (`−inf` when empty); `None` when `|max| > M_LIMIT` (the caller
 /// takes the generic path).
+///
+/// Two passes after the max. Where `|lse| ≥ 4` is certain (`lse` lies in `[m, m + log n]`)
+/// the terms are summed as softmax sums them, each `y` rounded (≤ 1.67u relative, see the
+/// module doc) and the max entries included: `log S` is then off by at most 1.67u absolute,
+/// 0.21 ULP of a result of magnitude ≥ 4, beside the roundings of `log S` and of the result
+/// that both paths share (the contract is 2 ULP). That pass drops the exact split of each
+/// term, its TwoSum and the count of the max entries. Results nearer 0 take [`lse_sum`].
 ///
 /// # Safety
 /// `x` readable for `n` doubles.
@@ -368,6 +421,13 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f64, n: usize) -> Option<f
         return Some(m); // +inf, or -inf for empty / all -inf rows
     }
     let shift = Shift::of(m)?;
+    if fast_lse(m, n) {
+        let mut op = RoundedSumOp::<S, false>::new(s, shift);
+        unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
+        let (f_hi, f_lo) = to_max(s, s.splat(m), s.splat(shift.k_m));
+        let factor = (spill1(s, f_hi)[0], spill1(s, f_lo)[0]);
+        return Some(m + sum_to_max(0.0, op.total(s), factor).ln());
+    }
     let sum = unsafe { lse_sum(s, x, n, m, shift) };
     Some(m + sum.ln())
 }
@@ -408,13 +468,9 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         unsafe { for_chunks(s, x, out, n, &mut op) };
     } else {
         // The rounded y wait in `out` (each element is read before it is written).
-        let mut op = SoftmaxSumOp::<S> {
-            lanes: LaneShift::splat(s, shift),
-            hi: [s.splat(SOFTMAX_SEED); VLANES],
-            lo: [s.splat(0.0); VLANES],
-        };
+        let mut op = RoundedSumOp::<S, true>::new(s, shift);
         unsafe { for_chunks(s, x, out, n, &mut op) };
-        let (hi, lo) = lanes_total(spill(s, &op.hi), spill(s, &op.lo), SOFTMAX_SEED);
+        let (hi, lo) = op.total(s);
         let inv_hi = 1.0 / hi;
         // 1/(hi + lo) − inv_hi, to first order; the FMA residual is exact.
         let inv_lo = inv_hi * (inv_hi.mul_add(-hi, 1.0) - lo * inv_hi);

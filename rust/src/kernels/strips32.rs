@@ -18,9 +18,10 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::cols32::ColOp;
-use super::rows::{two_sum, ExpSum};
+use super::rows::two_sum;
 use super::rows32::{
-    exp_terms, f32_pair, lse_term, minus_pair, nf, ratio, times_pair, LaneShift, Shift, SCALE,
+    exp_sum, exp_terms, f32_pair, fast_lse, lse_term, minus_pair, nf, ratio, times_pair, LaneShift,
+    Shift,
 };
 use crate::simd::{Simd, VLANES};
 
@@ -119,6 +120,18 @@ pub(crate) unsafe fn strip<S: Simd>(
     let mut acc = vec![0.0f64; w];
     let mut lo = vec![0.0f32; w];
     let mut ties = vec![0.0f32; w];
+    // The maxima the entries are compared with to count ties apart: NaN (no entry matches)
+    // in the columns whose logsumexp sums rounded terms, as the row kernel does (`fast_lse`).
+    let m_ties: Vec<f32> = m
+        .iter()
+        .map(|&m| {
+            if op == ColOp::Lse && fast_lse(m, n) {
+                f32::NAN
+            } else {
+                m
+            }
+        })
+        .collect();
     let mut i = 0;
     while i < n {
         let rows = (n - i).min(2);
@@ -133,7 +146,7 @@ pub(crate) unsafe fn strip<S: Simd>(
                     bias.as_ptr().add(c),
                 );
                 let state = StepState {
-                    m: m.as_ptr().add(c),
+                    m: m_ties.as_ptr().add(c),
                     acc: acc.as_mut_ptr().add(c),
                     lo: lo.as_mut_ptr().add(c),
                     ties: ties.as_mut_ptr().add(c),
@@ -159,15 +172,13 @@ pub(crate) unsafe fn strip<S: Simd>(
         }
     } else {
         for c in 0..w {
-            let others = (acc[c] + lo[c] as f64) / SCALE * shifts[c].to_max(m[c]);
-            let count = ties[c] as f64;
-            let (hi, lo) = two_sum(count, others);
-            let log_sum = ExpSum {
-                hi,
-                lo,
-                below_single_max: (count == 1.0).then_some((others, 0.0)),
-            }
-            .ln();
+            // A fast column (see `m_ties`) drops its exact low parts, as the row does.
+            let low = if m_ties[c].is_nan() {
+                0.0
+            } else {
+                lo[c] as f64
+            };
+            let log_sum = exp_sum(acc[c] + low, ties[c] as f64, shifts[c], m[c]).ln();
             if op == ColOp::Lse {
                 lse[c] = m[c] as f64 + log_sum;
             } else {

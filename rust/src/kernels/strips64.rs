@@ -13,7 +13,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::rows::two_sum;
-use super::rows64::{accumulate, exp_terms, lse_term, sum_to_max, to_max, LaneShift, Shift};
+use super::rows64::{
+    accumulate, exp_terms, fast_lanes, lse_term, sum_to_max, to_max, LaneShift, Shift,
+};
 use super::strips32::StripView;
 use crate::math::exp::MAGIC;
 use crate::simd::{Simd, VLANES};
@@ -73,6 +75,7 @@ pub(crate) unsafe fn lse_strip<S: Simd>(
     let mut hi = vec![0.0f64; w];
     let mut lo = vec![0.0f64; w];
     let mut ties = vec![0.0f64; w];
+    let (m_ties, keep_lo) = fast_lanes(&m, n, true);
     let mut i = 0;
     while i < n {
         let rows = (n - i).min(2);
@@ -87,7 +90,8 @@ pub(crate) unsafe fn lse_strip<S: Simd>(
                     k_shift.as_ptr().add(c),
                 );
                 let state = StepState {
-                    m: m.as_ptr().add(c),
+                    m: m_ties.as_ptr().add(c),
+                    keep_lo: keep_lo.as_ptr().add(c),
                     hi: hi.as_mut_ptr().add(c),
                     lo: lo.as_mut_ptr().add(c),
                     ties: ties.as_mut_ptr().add(c),
@@ -154,6 +158,7 @@ unsafe fn load_lanes<S: Simd>(
 /// Pointers to the per-column state of 16 columns.
 struct StepState {
     m: *const f64,
+    keep_lo: *const f64,
     hi: *mut f64,
     lo: *mut f64,
     ties: *mut f64,
@@ -188,9 +193,11 @@ unsafe fn step<S: Simd>(
     let mut lo = [s.splat(0.0); VLANES];
     let mut ties = [s.splat(0.0); VLANES];
     let mut m = [s.splat(0.0); VLANES];
+    let mut keep_lo = [s.splat(0.0); VLANES];
     // SAFETY (loads and stores of the state): 16 columns of each array.
     unsafe {
         for j in 0..per {
+            keep_lo[j] = s.load_f64(state.keep_lo.add(j * l64));
             hi[j] = s.load_f64(state.hi.add(j * l64));
             lo[j] = s.load_f64(state.lo.add(j * l64));
             ties[j] = s.load_f64(state.ties.add(j * l64));
@@ -203,7 +210,7 @@ unsafe fn step<S: Simd>(
         let at_max = s.eq(v[k], m[j]);
         ties[j] = s.add(ties[j], s.select(at_max, one, zero));
         let (y, y_lo) = lse_term(s, t[k], p2[k], at_max);
-        accumulate(s, &mut hi[j], &mut lo[j], y, y_lo);
+        accumulate(s, &mut hi[j], &mut lo[j], y, s.mul(y_lo, keep_lo[j]));
     }
     // SAFETY: as above.
     unsafe {
