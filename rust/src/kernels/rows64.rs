@@ -20,7 +20,9 @@
 //!   the max entries are counted apart, so `S − 1` keeps its relative accuracy for `log1p` (as
 //!   in the generic path). log_softmax rounds `(x − c_hi) − c_lo` with `c = m + log S` as a
 //!   double pair (outputs near 0 included; see [`super::rows32`] for the argument). Measured
-//!   1.41 ULP for logsumexp (contract 2) and 1.87 for log_softmax (contract 4).
+//!   1.41 ULP for logsumexp (contract 2) and 1.87 for log_softmax (contract 4). logsumexp takes
+//!   these sums only where its result may be below 4 in magnitude; elsewhere it sums the
+//!   rounded `y` as softmax does ([`lse_row`], 0.21 ULP more than the shared roundings).
 //!
 //! Arguments are clamped at `(K_m − 1087)·ln 2`, where the exponent field of `2^{K−K_m+64}` is
 //! 0: entries more than ~708 below the max contribute exactly 0 (their true share is below
