@@ -15,8 +15,8 @@
 
 use super::rows::{two_sum, Scaling};
 use super::rows32::{
-    exp_sum, exp_terms, f32_pair, fast_lse, lse_term, minus_pair, nf, ratio, times_pair, LaneShift,
-    Shift,
+    exp_terms, f32_pair, fast_lse, log_sums, lse_term, minus_pair, nf, ratio, times_pair,
+    LaneShift, LineSums, Shift,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -152,12 +152,14 @@ pub(crate) unsafe fn tile<S: Simd>(
         // SAFETY: the arrays hold VLANES floats; the tile holds n·16.
         unsafe { rewrite_lanes(s, tile, n, (&inv_hi, &inv_lo), false) };
     } else {
-        let mut logs = [0.0f64; VLANES];
-        for b in 0..VLANES {
+        let lines: [LineSums; VLANES] = std::array::from_fn(|b| LineSums {
             // A fast row drops its exact low parts, as the row kernel does.
-            let low = if fast[b] { 0.0 } else { los[b] as f64 };
-            logs[b] = exp_sum(sums[b] + low, counts[b] as f64, shifts[b], ms[b]).ln();
-        }
+            total: sums[b] + if fast[b] { 0.0 } else { los[b] as f64 },
+            count: counts[b] as f64,
+            m: ms[b],
+            shift: shifts[b],
+        });
+        let logs = log_sums(s, &lines);
         if op == ColOp::Lse {
             for b in 0..VLANES {
                 lse[b] = ms[b] as f64 + logs[b];

@@ -20,8 +20,8 @@
 use super::cols32::ColOp;
 use super::rows::two_sum;
 use super::rows32::{
-    exp_sum, exp_terms, f32_pair, fast_lse, lse_term, minus_pair, nf, ratio, times_pair, LaneShift,
-    Shift,
+    exp_terms, f32_pair, fast_lse, log_sums, lse_term, minus_pair, nf, ratio, times_pair,
+    LaneShift, LineSums, Shift,
 };
 use crate::simd::{Simd, VLANES};
 
@@ -171,14 +171,27 @@ pub(crate) unsafe fn strip<S: Simd>(
             (pair_hi[c], pair_lo[c]) = f32_pair(1.0 / acc[c], 0.0);
         }
     } else {
+        let mut logs = vec![0.0f64; w];
+        for c0 in (0..w).step_by(VLANES) {
+            let lines: [LineSums; VLANES] = std::array::from_fn(|b| {
+                let c = c0 + b;
+                LineSums {
+                    // A fast column (see `m_ties`) drops its exact low parts, as the row does.
+                    total: acc[c]
+                        + if m_ties[c].is_nan() {
+                            0.0
+                        } else {
+                            lo[c] as f64
+                        },
+                    count: ties[c] as f64,
+                    m: m[c],
+                    shift: shifts[c],
+                }
+            });
+            logs[c0..c0 + VLANES].copy_from_slice(&log_sums(s, &lines));
+        }
         for c in 0..w {
-            // A fast column (see `m_ties`) drops its exact low parts, as the row does.
-            let low = if m_ties[c].is_nan() {
-                0.0
-            } else {
-                lo[c] as f64
-            };
-            let log_sum = exp_sum(acc[c] + low, ties[c] as f64, shifts[c], m[c]).ln();
+            let log_sum = logs[c];
             if op == ColOp::Lse {
                 lse[c] = m[c] as f64 + log_sum;
             } else {

@@ -68,7 +68,7 @@ const HIGH_9: [f64; 6] = [
 /// `Σ a[i]·x^i` by Estrin's scheme (at most 16 coefficients): pairs `a[2i] + a[2i+1]·x`,
 /// then pairs of those with `x²`, `x⁴`, `x⁸`; depth ~log₂ of the degree instead of the degree.
 #[inline(always)]
-fn estrin<S: Simd>(s: S, a: &[f64], x: S::V) -> S::V {
+pub(crate) fn estrin<S: Simd>(s: S, a: &[f64], x: S::V) -> S::V {
     debug_assert!(!a.is_empty() && a.len() <= 16);
     let mut v = [s.splat(0.0); 8];
     let mut len = a.len().div_ceil(2);

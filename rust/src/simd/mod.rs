@@ -112,6 +112,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a * b`.
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b`, correctly rounded.
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a * b + c`, rounded once.
     fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `if a > b { a } else { b }`: returns `b` when either is NaN.
@@ -122,6 +124,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn is_nan(self, v: Self::V) -> Self::M;
     /// Lanes where `a == b` (false for NaN).
     fn eq(self, a: Self::V, b: Self::V) -> Self::M;
+    /// Lanes where `a >= b` (false for NaN).
+    fn ge(self, a: Self::V, b: Self::V) -> Self::M;
     /// Lane-wise `m1 | m2`.
     fn or(self, a: Self::M, b: Self::M) -> Self::M;
     /// No lane set.

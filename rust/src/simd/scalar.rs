@@ -28,6 +28,10 @@ impl Simd for Scalar {
         a * b
     }
     #[inline(always)]
+    fn div(self, a: f64, b: f64) -> f64 {
+        a / b
+    }
+    #[inline(always)]
     fn fma(self, a: f64, b: f64, c: f64) -> f64 {
         a.mul_add(b, c)
     }
@@ -55,6 +59,10 @@ impl Simd for Scalar {
     #[inline(always)]
     fn eq(self, a: f64, b: f64) -> bool {
         a == b
+    }
+    #[inline(always)]
+    fn ge(self, a: f64, b: f64) -> bool {
+        a >= b
     }
     #[inline(always)]
     fn or(self, a: bool, b: bool) -> bool {

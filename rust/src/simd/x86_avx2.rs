@@ -44,6 +44,10 @@ impl Simd for Avx2 {
         unsafe { _mm256_mul_pd(a, b) }
     }
     #[inline(always)]
+    fn div(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_div_pd(a, b) }
+    }
+    #[inline(always)]
     fn fma(self, a: __m256d, b: __m256d, c: __m256d) -> __m256d {
         unsafe { _mm256_fmadd_pd(a, b, c) }
     }
@@ -62,6 +66,10 @@ impl Simd for Avx2 {
     #[inline(always)]
     fn eq(self, a: __m256d, b: __m256d) -> __m256d {
         unsafe { _mm256_cmp_pd::<_CMP_EQ_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn ge(self, a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_cmp_pd::<_CMP_GE_OQ>(a, b) }
     }
     #[inline(always)]
     fn or(self, a: __m256d, b: __m256d) -> __m256d {

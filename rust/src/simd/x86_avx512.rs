@@ -44,6 +44,10 @@ impl Simd for Avx512 {
         unsafe { _mm512_mul_pd(a, b) }
     }
     #[inline(always)]
+    fn div(self, a: __m512d, b: __m512d) -> __m512d {
+        unsafe { _mm512_div_pd(a, b) }
+    }
+    #[inline(always)]
     fn fma(self, a: __m512d, b: __m512d, c: __m512d) -> __m512d {
         unsafe { _mm512_fmadd_pd(a, b, c) }
     }
@@ -63,6 +67,10 @@ impl Simd for Avx512 {
     #[inline(always)]
     fn eq(self, a: __m512d, b: __m512d) -> __mmask8 {
         unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(a, b) }
+    }
+    #[inline(always)]
+    fn ge(self, a: __m512d, b: __m512d) -> __mmask8 {
+        unsafe { _mm512_cmp_pd_mask::<_CMP_GE_OQ>(a, b) }
     }
     #[inline(always)]
     fn or(self, a: __mmask8, b: __mmask8) -> __mmask8 {

@@ -1,0 +1,147 @@
+//! Vector `log1p` in f64 for the float32 kernels' per-line logarithm (`log S` of up to 16 rows
+//! or columns at once; scalar libm calls cost 7–14% of a log_softmax of 10-element rows).
+//!
+//! Contract:
+//!
+//! | function | dtypes | max error | valid range |
+//! |---|---|---|---|
+//! | [`log1p_v`] | f64 | ≤ 2⁻⁵⁰ relative (measured ≤ 2 ULP) | finite `z` with `−0.5 ≤ z < 2⁶⁴`; NaN → NaN |
+//!
+//! The float32 results it serves need `log S` to ~2⁻⁴⁰; the margin keeps them independent of
+//! its last bits. Every SIMD path computes the same IEEE operations, so results are identical.
+//!
+//! Method: `w + c = 1 + z` exactly (TwoSum); `w = 2^k·f` with `f ∈ [√½, √2)` by exact scaling
+//! steps (no exponent-field access needed); `log f = 2·atanh(s)`, `s = (f − 1)/(f + 1)`
+//! (`f − 1` exact by Sterbenz, `|s| ≤ 0.172`), as `2s + 2s·s²·P(s²)` with the series'
+//! coefficients `1/(2j + 3)` through `s²⁰` (truncation below 2⁻⁵⁶ relative); then
+//! `log1p z = k·ln 2 + log f + c/w`.
+
+use super::exp::estrin;
+use crate::simd::Simd;
+
+/// `1/(2j + 3)` for `j = 0..=9`: `atanh(s)/s = 1 + s²·P(s²)`.
+const ATANH: [f64; 10] = [
+    1.0 / 3.0,
+    1.0 / 5.0,
+    1.0 / 7.0,
+    1.0 / 9.0,
+    1.0 / 11.0,
+    1.0 / 13.0,
+    1.0 / 15.0,
+    1.0 / 17.0,
+    1.0 / 19.0,
+    1.0 / 21.0,
+];
+
+/// Scaling steps `(threshold, factor, log2 factor)`: where `f ≥ 2^p`, `f·2^−p` and `k += p`.
+const STEPS: [(f64, f64, f64); 6] = [
+    (4_294_967_296.0, 1.0 / 4_294_967_296.0, 32.0),
+    (65_536.0, 1.0 / 65_536.0, 16.0),
+    (256.0, 1.0 / 256.0, 8.0),
+    (16.0, 1.0 / 16.0, 4.0),
+    (4.0, 0.25, 2.0),
+    (2.0, 0.5, 1.0),
+];
+
+/// `log(1 + z)` per lane (see the module contract).
+#[inline(always)]
+pub fn log1p_v<S: Simd>(s: S, z: S::V) -> S::V {
+    let one = s.splat(1.0);
+    let w = s.add(one, z);
+    // TwoSum: 1 + z = w + c exactly.
+    let b = s.sub(w, one);
+    let c = s.add(s.sub(one, s.sub(w, b)), s.sub(z, b));
+    let mut f = w;
+    let mut k = s.splat(0.0);
+    for (threshold, factor, log2) in STEPS {
+        let big = s.ge(f, s.splat(threshold));
+        f = s.select(big, s.mul(f, s.splat(factor)), f);
+        k = s.select(big, s.add(k, s.splat(log2)), k);
+    }
+    // f is in [0.5, 2) now; centre it on 1.
+    let high = s.ge(f, s.splat(std::f64::consts::SQRT_2));
+    f = s.select(high, s.mul(f, s.splat(0.5)), f);
+    k = s.select(high, s.add(k, one), k);
+    let low = s.ge(s.splat(std::f64::consts::FRAC_1_SQRT_2), f);
+    f = s.select(low, s.add(f, f), f);
+    k = s.select(low, s.sub(k, one), k);
+    let t = s.div(s.sub(f, one), s.add(f, one));
+    let t2 = s.mul(t, t);
+    let two_t = s.add(t, t);
+    let log_f = s.fma(s.mul(two_t, t2), estrin(s, &ATANH, t2), two_t);
+    let tail = s.add(log_f, s.div(c, w));
+    s.fma(
+        k,
+        s.splat(std::f64::consts::LN_2),
+        s.fma(k, s.splat(LN2_LO), tail),
+    )
+}
+
+/// `ln 2 − f64(ln 2)`.
+const LN2_LO: f64 = 2.319_046_813_846_299_6e-17;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::Isa;
+
+    struct Log1p<'a>(&'a [f64], &'a mut [f64]);
+
+    impl crate::simd::WithSimd for Log1p<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, s: S) {
+            let mut lane = [0.0f64; 16];
+            for (z, out) in self.0.iter().zip(self.1.iter_mut()) {
+                // SAFETY: `lane` holds 16 >= LANES doubles.
+                unsafe { s.store_f64(lane.as_mut_ptr(), log1p_v(s, s.splat(*z))) };
+                *out = lane[0];
+            }
+        }
+    }
+
+    #[test]
+    fn log1p_within_contract_on_every_path() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        let mut zs: Vec<f64> = vec![0.0, -0.0, -0.5, 1e-300, 5e-324, 1e-17, 1.0, 2.0, 1e18];
+        for exp in -60..63 {
+            for _ in 0..200 {
+                let z = rng.random_range(1.0..2.0) * 2f64.powi(exp);
+                if z < 1.8e19 {
+                    zs.push(z);
+                }
+            }
+        }
+        zs.extend((0..20_000).map(|_| rng.random_range(-0.5..0.5)));
+        zs.extend(
+            (0..2_000).map(|_| std::f64::consts::SQRT_2 - 1.0 + rng.random_range(-1e-6..1e-6)),
+        );
+        let mut first: Option<Vec<f64>> = None;
+        let mut worst = 0.0f64;
+        for isa in Isa::supported() {
+            let mut out = vec![0.0; zs.len()];
+            crate::simd::dispatch(isa, Log1p(&zs, &mut out));
+            for (z, got) in zs.iter().zip(&out) {
+                let want = z.ln_1p();
+                let err = (got - want).abs();
+                worst = worst.max(err / (want.abs() * f64::EPSILON));
+                assert!(
+                    err <= want.abs() * 2f64.powi(-50) || err == 0.0,
+                    "{isa:?}: log1p({z:e}) = {got:e}, libm {want:e}"
+                );
+            }
+            match &first {
+                None => first = Some(out),
+                Some(f) => assert!(
+                    f.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{isa:?} differs from the first path"
+                ),
+            }
+        }
+        println!("log1p_v: worst {worst:.2} ULP-relative (2⁻⁵² units) against libm");
+        let mut nan = [0.0];
+        crate::simd::dispatch(Isa::Scalar, Log1p(&[f64::NAN], &mut nan));
+        assert!(nan[0].is_nan());
+    }
+}
