@@ -282,33 +282,16 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
         lo: [s.splat(0.0); VLANES],
         ties: [s.splat(0.0); VLANES],
     };
+    let ties_with = (&m_ties, &keep_lo);
     let mut i = 0;
     while i + 1 < n {
         // SAFETY: elements i and i + 1 of every row exist.
-        unsafe {
-            sums.step(
-                s,
-                tile.add(i * VLANES),
-                2,
-                softmax,
-                (&m_ties, &keep_lo),
-                &lanes,
-            )
-        };
+        unsafe { sums.step(s, tile.add(i * VLANES), 2, softmax, ties_with, &lanes) };
         i += 2;
     }
     if i < n {
         // SAFETY: element i of every row exists.
-        unsafe {
-            sums.step(
-                s,
-                tile.add(i * VLANES),
-                1,
-                softmax,
-                (&m_ties, &keep_lo),
-                &lanes,
-            )
-        };
+        unsafe { sums.step(s, tile.add(i * VLANES), 1, softmax, ties_with, &lanes) };
     }
     let (his, los) = (spill(s, &sums.hi), spill(s, &sums.lo));
 
