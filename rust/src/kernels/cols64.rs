@@ -11,7 +11,7 @@
 use super::cols32::{finish_far_lanes, finish_special_lanes, save_special_lanes, ColOp};
 use super::rows::{shifted, spill, two_sum, ExpSum, Scaling};
 use super::rows64::{
-    accumulate, exp_terms, fast_lanes, lse_term, sum_to_max, to_max, LaneShift, Shift, SOFTMAX_SEED,
+    accumulate, exp_terms, fast_lane, lse_term, sum_to_max, to_max, LaneShift, Shift, SOFTMAX_SEED,
 };
 use crate::math::exp::MAGIC;
 use crate::math::exp::{exp_parts, Degree};
@@ -254,11 +254,9 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
     let saved = unsafe { save_special_lanes(tile, n, &special) };
     let saved_far = unsafe { save_special_lanes(tile, n, &far) };
     let m = lanes_of(s, &ms);
-    let (m_ties, keep_lo) = fast_lanes(&ms, n, op == ColOp::Lse);
-    let (m_ties, keep_lo) = (
-        lanes_of(s, &vlanes(&m_ties)),
-        lanes_of(s, &vlanes(&keep_lo)),
-    );
+    let fast = ms.map(|m| fast_lane(m, n, op == ColOp::Lse));
+    let m_ties = lanes_of(s, &fast.map(|f| f.0));
+    let keep_lo = lanes_of(s, &fast.map(|f| f.1));
     let k_m_v = lanes_of(s, &k_m);
     let mut k_shift = k_m_v;
     for j in 0..nv::<S>() {
@@ -341,11 +339,6 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
     unsafe { finish_special_lanes(tile, n, op, saved, lse) };
 }
 
-/// A per-lane vector as the 16 virtual lanes.
-fn vlanes(v: &[f64]) -> [f64; VLANES] {
-    v.try_into().expect("16 lanes")
-}
-
 /// Pass 2 accumulators of [`tile_shifted`]: per-lane double-double sums and tie counts.
 struct ColSums<S: Simd> {
     hi: [S::V; VLANES],
@@ -371,7 +364,7 @@ impl<S: Simd> ColSums<S> {
         lanes: &LaneShift<S::V>,
     ) {
         // The values entries are compared with to count ties, and the factor of each term's
-        // low part (NaN and 0 in the lanes that sum rounded terms; see `fast_lanes`).
+        // low part (NaN and 0 in the lanes that sum rounded terms; see `fast_lane`).
         let (m, keep_lo) = ties_with;
         let per = nv::<S>();
         let count = elems * per;

@@ -380,24 +380,20 @@ const FAST_LSE_MIN: f64 = 4.0;
 /// [`FAST_LSE_MIN`] in magnitude (it lies in `[m, m + log n]`), so that its terms may be summed
 /// as rounded (see [`lse_row`]). Rows, tiles and strips decide alike, so every layout returns
 /// the same result: a tile lane or strip column that decides so compares its entries with NaN
-/// (no ties counted apart) and drops each term's exact low part ([`fast_lanes`]).
+/// (no ties counted apart) and drops each term's exact low part ([`fast_lane`]).
 pub(crate) fn fast_lse(m: f64, n: usize) -> bool {
     m >= FAST_LSE_MIN || m + (n as f64).ln() <= -FAST_LSE_MIN
 }
 
-/// Per lane of a logsumexp tile or strip with maxima `m`: the value entries are compared with
-/// to count ties apart (NaN, never equal, where [`fast_lse`] holds) and the factor of each
-/// term's exact low part (0 there, else 1).
-pub(crate) fn fast_lanes(m: &[f64], n: usize, lse: bool) -> (Vec<f64>, Vec<f64>) {
-    m.iter()
-        .map(|&m| {
-            if lse && fast_lse(m, n) {
-                (f64::NAN, 0.0)
-            } else {
-                (m, 1.0)
-            }
-        })
-        .unzip()
+/// For a lane of a logsumexp (`lse`) tile or strip with maximum `m`: the value its entries are
+/// compared with to count ties apart (NaN, never equal, where [`fast_lse`] holds) and the
+/// factor of each term's exact low part (0 there, else 1).
+pub(crate) fn fast_lane(m: f64, n: usize, lse: bool) -> (f64, f64) {
+    if lse && fast_lse(m, n) {
+        (f64::NAN, 0.0)
+    } else {
+        (m, 1.0)
+    }
 }
 
 /// logsumexp of a float64 row (`−inf` when empty); `None` when `|max| > M_LIMIT` (the caller

@@ -14,7 +14,7 @@
 
 use super::rows::two_sum;
 use super::rows64::{
-    accumulate, exp_terms, fast_lanes, lse_term, sum_to_max, to_max, LaneShift, Shift,
+    accumulate, exp_terms, fast_lane, lse_term, sum_to_max, to_max, LaneShift, Shift,
 };
 use super::strips32::StripView;
 use crate::math::exp::MAGIC;
@@ -75,7 +75,7 @@ pub(crate) unsafe fn lse_strip<S: Simd>(
     let mut hi = vec![0.0f64; w];
     let mut lo = vec![0.0f64; w];
     let mut ties = vec![0.0f64; w];
-    let (m_ties, keep_lo) = fast_lanes(&m, n, true);
+    let (m_ties, keep_lo): (Vec<f64>, Vec<f64>) = m.iter().map(|&m| fast_lane(m, n, true)).unzip();
     let mut i = 0;
     while i < n {
         let rows = (n - i).min(2);
