@@ -15,7 +15,7 @@
 
 use super::rows::{two_sum, Scaling};
 use super::rows32::{
-    exp_terms, f32_pair, fast_lse, log_sums, lse_term, minus_pair, nf, ratio, times_pair,
+    exp_terms, f32_pair, log_sums, lse_term, minus_pair, nf, ratio, tie_value, times_pair,
     LaneShift, LineSums, Shift,
 };
 use crate::simd::{Element, Simd, VLANES};
@@ -89,13 +89,7 @@ pub(crate) unsafe fn tile<S: Simd>(
     let lane_shift = LaneShift::of_lanes(s, &shifts);
     // The maxima the entries are compared with to count ties apart: NaN (no entry matches) in
     // the rows whose logsumexp sums rounded terms, as the row kernel does (`fast_lse`).
-    let fast = ms.map(|m| op == ColOp::Lse && fast_lse(m, n));
-    let mut m_ties = ms;
-    for b in 0..VLANES {
-        if fast[b] {
-            m_ties[b] = f32::NAN;
-        }
-    }
+    let m_ties = ms.map(|m| tie_value(m, n, op == ColOp::Lse));
     for j in 0..nf::<S>() {
         // SAFETY: m_ties holds VLANES floats.
         m[j] = unsafe { s.fload(m_ties.as_ptr().add(j * S::LANES32)) };
@@ -154,7 +148,12 @@ pub(crate) unsafe fn tile<S: Simd>(
     } else {
         let lines: [LineSums; VLANES] = std::array::from_fn(|b| LineSums {
             // A fast row drops its exact low parts, as the row kernel does.
-            total: sums[b] + if fast[b] { 0.0 } else { los[b] as f64 },
+            total: sums[b]
+                + if m_ties[b].is_nan() {
+                    0.0
+                } else {
+                    los[b] as f64
+                },
             count: counts[b] as f64,
             m: ms[b],
             shift: shifts[b],

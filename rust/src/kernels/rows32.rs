@@ -536,6 +536,17 @@ pub(crate) fn fast_lse(m: f32, n: usize) -> bool {
     m >= FAST_LSE_MIN || m + (n as f64).ln() <= -FAST_LSE_MIN
 }
 
+/// For a line of a logsumexp (`lse`) tile or strip with maximum `m`: the value its entries are
+/// compared with to count ties apart, NaN (never equal) where [`fast_lse`] holds; such a line
+/// also drops its exact low parts, as the row kernel does.
+pub(crate) fn tie_value(m: f32, n: usize, lse: bool) -> f32 {
+    if lse && fast_lse(m, n) {
+        f32::NAN
+    } else {
+        m
+    }
+}
+
 /// Rows whose logsumexp is certain to be at least this far from 0 take the fast pass of
 /// [`lse_row`] (see [`fast_lse`]).
 const FAST_LSE_MIN: f64 = 2.0;

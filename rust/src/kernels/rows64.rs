@@ -357,10 +357,15 @@ unsafe fn lse_sum<S: Simd>(s: S, x: *const f64, n: usize, m: f64, shift: Shift) 
     // SAFETY: forwarded contract.
     unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
     let others = lanes_total(spill(s, &op.hi), spill(s, &op.lo), 0.0);
+    let count: f64 = spill1(s, op.ties)[..S::LANES].iter().sum();
+    sum_to_max(count, others, row_to_max(s, m, shift))
+}
+
+/// [`to_max`] of one row, as a pair.
+#[inline(always)]
+fn row_to_max<S: Simd>(s: S, m: f64, shift: Shift) -> (f64, f64) {
     let (f_hi, f_lo) = to_max(s, s.splat(m), s.splat(shift.k_m));
-    let (ties, f_hi, f_lo) = (spill1(s, op.ties), spill1(s, f_hi), spill1(s, f_lo));
-    let count: f64 = ties[..S::LANES].iter().sum();
-    sum_to_max(count, others, (f_hi[0], f_lo[0]))
+    (spill1(s, f_hi)[0], spill1(s, f_lo)[0])
 }
 
 /// The lanes of one vector.
@@ -422,8 +427,7 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f64, n: usize) -> Option<f
     if fast_lse(m, n) {
         let mut op = RoundedSumOp::<S, false>::new(s, shift);
         unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
-        let (f_hi, f_lo) = to_max(s, s.splat(m), s.splat(shift.k_m));
-        let factor = (spill1(s, f_hi)[0], spill1(s, f_lo)[0]);
+        let factor = row_to_max(s, m, shift);
         return Some(m + sum_to_max(0.0, op.total(s), factor).ln());
     }
     let sum = unsafe { lse_sum(s, x, n, m, shift) };

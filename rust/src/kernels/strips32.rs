@@ -20,7 +20,7 @@
 use super::cols32::ColOp;
 use super::rows::two_sum;
 use super::rows32::{
-    exp_terms, f32_pair, fast_lse, log_sums, lse_term, minus_pair, nf, ratio, times_pair,
+    exp_terms, f32_pair, log_sums, lse_term, minus_pair, nf, ratio, tie_value, times_pair,
     LaneShift, LineSums, Shift,
 };
 use crate::simd::{Simd, VLANES};
@@ -124,13 +124,7 @@ pub(crate) unsafe fn strip<S: Simd>(
     // in the columns whose logsumexp sums rounded terms, as the row kernel does (`fast_lse`).
     let m_ties: Vec<f32> = m
         .iter()
-        .map(|&m| {
-            if op == ColOp::Lse && fast_lse(m, n) {
-                f32::NAN
-            } else {
-                m
-            }
-        })
+        .map(|&m| tie_value(m, n, op == ColOp::Lse))
         .collect();
     let mut i = 0;
     while i < n {
