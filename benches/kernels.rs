@@ -56,14 +56,18 @@ fn shape(n: usize) -> (usize, usize) {
     ((4_000_000 / n).clamp(1, 4096), n)
 }
 
-macro_rules! row_benches {
-    ($t:ty, $lse:ident, $softmax:ident, $log_softmax:ident) => {
-        #[divan::bench(args = isas(), consts = [10, 1000, 32_000])]
-        fn $lse<const N: usize>(bencher: Bencher, isa: Isa) {
+/// logsumexp of rows of [`data`] scaled by `$scale`, for each row length in `$lens`.
+macro_rules! lse_bench {
+    ($t:ty, $name:ident, $scale:expr, $lens:expr) => {
+        #[divan::bench(args = isas(), consts = $lens)]
+        fn $name<const N: usize>(bencher: Bencher, isa: Isa) {
             let (rows, n) = shape(N);
             let x = Array3::from_shape_vec(
                 (rows, n, 1),
-                data(rows * n).into_iter().map(|v| v as $t).collect(),
+                data(rows * n)
+                    .into_iter()
+                    .map(|v| (v * $scale) as $t)
+                    .collect(),
             )
             .unwrap();
             let mut out = Array2::<$t>::zeros((rows, 1));
@@ -71,6 +75,12 @@ macro_rules! row_benches {
                 .counter(ItemsCount::new(rows * n))
                 .bench_local(|| logsumexp_on(isa, black_box(x.view()), out.view_mut()).unwrap());
         }
+    };
+}
+
+macro_rules! row_benches {
+    ($t:ty, $lse:ident, $softmax:ident, $log_softmax:ident) => {
+        lse_bench!($t, $lse, 1.0, [10, 1000, 32_000]);
 
         #[divan::bench(args = isas(), consts = [10, 1000, 32_000])]
         fn $softmax<const N: usize>(bencher: Bencher, isa: Isa) {
@@ -105,31 +115,10 @@ macro_rules! row_benches {
 row_benches!(f32, logsumexp_f32, softmax_f32, log_softmax_f32);
 row_benches!(f64, logsumexp_f64, softmax_f64, log_softmax_f64);
 
-/// logsumexp of rows whose result may be near 0 (entries within ±0.9: maxima below 2), which
-/// keep the exact sums; the rows above (maxima near 17) take the rounded sums.
-macro_rules! exact_lse_bench {
-    ($t:ty, $name:ident) => {
-        #[divan::bench(args = isas(), consts = [1000, 32_000])]
-        fn $name<const N: usize>(bencher: Bencher, isa: Isa) {
-            let (rows, n) = shape(N);
-            let x = Array3::from_shape_vec(
-                (rows, n, 1),
-                data(rows * n)
-                    .into_iter()
-                    .map(|v| (v * 0.05) as $t)
-                    .collect(),
-            )
-            .unwrap();
-            let mut out = Array2::<$t>::zeros((rows, 1));
-            bencher
-                .counter(ItemsCount::new(rows * n))
-                .bench_local(|| logsumexp_on(isa, black_box(x.view()), out.view_mut()).unwrap());
-        }
-    };
-}
-
-exact_lse_bench!(f32, logsumexp_exact_f32);
-exact_lse_bench!(f64, logsumexp_exact_f64);
+// logsumexp of rows whose result may be near 0 (entries within ±0.9: maxima below 2), which
+// keep the exact sums; the rows above (maxima near 17) take the rounded sums.
+lse_bench!(f32, logsumexp_exact_f32, 0.05, [1000, 32_000]);
+lse_bench!(f64, logsumexp_exact_f64, 0.05, [1000, 32_000]);
 
 /// Reductions along axis 0 of a C-ordered (1000, 4096) float32 array: the strip kernel.
 const AXIS0: (usize, usize) = (1000, 4096);
