@@ -314,6 +314,41 @@ def test_column_groups_match_rows(dtype, shape, axis):
             np.testing.assert_array_equal(got[idx], fn(np.ascontiguousarray(moved[idx])))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("view", ["::2", "::-1", "::-3", "transposed"])
+@pytest.mark.parametrize("special", ["none", "nan", "inf", "far max"])
+def test_strided_rows_into_contiguous_output_match_contiguous(dtype, view, special):
+    """Rows with a stride of their own (`x[:, ::2]`, reversed, a transpose), longer than the
+    column kernel's rows, are gathered straight into a contiguous output row and normalised
+    there: the result equals the call on a contiguous copy bit for bit, with and without
+    `out=` and a temperature, and the input is left untouched."""
+    rng = np.random.default_rng(6)
+    base = (rng.standard_normal((40, 600)) * 10).astype(dtype)
+    base[3, ::5] = -np.inf
+    if special == "nan":
+        base[5, 17] = np.nan
+    elif special == "inf":
+        base[6, 18] = np.inf
+    elif special == "far max":
+        base[7, 19] = 1e6 if dtype == np.float32 else 2e9
+    v = {
+        "::2": base[:, ::2],
+        "::-1": base[:, ::-1],
+        "::-3": base[:, ::-3],
+        "transposed": base.T[:300],
+    }[view]
+    before = base.copy()
+    c = np.ascontiguousarray(v)
+    for fn in (softmax, log_softmax):
+        for kw in ({}, {"temperature": 0.7}):
+            expect = fn(c, axis=-1, **kw)
+            np.testing.assert_array_equal(fn(v, axis=-1, **kw), expect)
+            out = np.full(v.shape, 9.0, dtype)
+            assert fn(v, axis=-1, out=out, **kw) is out
+            np.testing.assert_array_equal(out, expect)
+    np.testing.assert_array_equal(base, before)
+
+
 @pytest.mark.parametrize("view", ["rows reversed", "every other row", "both reversed"])
 def test_axis0_strips_of_views_match_contiguous(view):
     """The strip kernel walks rows with any stride, negative ones included."""

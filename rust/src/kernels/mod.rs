@@ -3,7 +3,8 @@
 //! Every function reduces (or normalises) along axis 1 of a 3-D view `(outer, n, inner)`: any
 //! NumPy reduction over one axis is such a view without a copy, and the Python layer brings
 //! tuple axes to this form. Rows with a unit stride are processed in place; other rows are
-//! gathered into a per-task buffer first. Work is split over rows (see [`crate::threads`]).
+//! gathered first, into their output row when that is contiguous, else into a per-task buffer.
+//! Work is split over rows (see [`crate::threads`]).
 //!
 //! Contract (float32 and float64; errors against the correctly rounded exact result):
 //!
@@ -633,6 +634,16 @@ impl<E: Element> WithSimd for RowsJob<E> {
                             for r in r0..r0 + count {
                                 let (xp, op) = (x.row(r), out.row(r));
                                 rows::softmax_row::<S, E>(s, xp, op, x.n, sc, log, &mut stash);
+                            }
+                        } else if out.s_n == 1 {
+                            // Gather each row straight into its contiguous output row and
+                            // normalise it there: no buffer to scatter back (x[:, ::2]
+                            // softmax 4.2–4.5 → 3.8 ms). Views cannot alias; the Python layer
+                            // copies a partially overlapping input first.
+                            for r in r0..r0 + count {
+                                let op = out.row(r);
+                                copy_from_strided(x.row(r) as *const E, x.s_n, op, x.n);
+                                rows::softmax_row::<S, E>(s, op, op, x.n, sc, log, &mut stash);
                             }
                         } else {
                             // Gather, normalise the copy in place, scatter.
