@@ -98,6 +98,32 @@ def test_concurrent_python_threads_agree(restore_threads):
         assert np.array_equal(g, e)
 
 
+def test_concurrent_parallel_calls_and_idle_gaps_agree(restore_threads):
+    """Calls large enough for the pool, from several Python threads at once and after idle
+    gaps (helpers that wake late must not run a finished call's ranges), give the
+    single-threaded answer."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    xs = [(rng.standard_normal((300, 1000 + 97 * k)) * 10).astype(np.float32) for k in range(6)]
+    smoothmax.set_num_threads(1)
+    expected = [(smoothmax.softmax(x, axis=1), smoothmax.logsumexp(x, axis=1)) for x in xs]
+    smoothmax.set_num_threads(2)
+
+    def run(x):
+        time.sleep(0.002)
+        return smoothmax.softmax(x, axis=1), smoothmax.logsumexp(x, axis=1)
+
+    for _ in range(3):
+        with ThreadPoolExecutor(3) as ex:
+            got = list(ex.map(run, xs))
+        got += [run(x) for x in xs]
+        for (g_sm, g_lse), (e_sm, e_lse) in zip(got, expected + expected, strict=True):
+            assert np.array_equal(_bits(g_sm), _bits(e_sm))
+            assert np.array_equal(_bits(g_lse), _bits(e_lse))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 3_000_000), (3000, 2000), (2000, 1, 700)], ids=str)
 def test_bit_identical_across_thread_counts_large(shape, restore_threads):

@@ -3,7 +3,7 @@
 //! Rows are independent and each row is computed the same way whatever the split, so results
 //! are bit-identical for every thread count.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -84,6 +84,12 @@ fn pool() -> Option<Arc<ThreadPool>> {
 
 /// Run `task` over `0..rows`, split into contiguous ranges across the pool when the work
 /// (`rows × row_len` elements) is large enough.
+///
+/// The caller works too and never waits for a pool thread to wake: it takes ranges from a
+/// shared counter until none is left, then waits only for the ranges helpers are running. A
+/// helper that wakes after that finds the counter spent and returns without touching `task`
+/// (on this VM a parked thread took longer to wake than a 10⁶-element call: waiting for it
+/// made calls spaced by idle time slower on two threads than on one).
 pub fn for_row_ranges<F>(rows: usize, row_len: usize, task: F)
 where
     F: Fn(std::ops::Range<usize>) + Sync,
@@ -104,23 +110,100 @@ where
     // add) is noise next to its work.
     let min_rows = (MIN_RANGE_ELEMENTS / row_len.max(1)).max(1);
     let per_task = rows.div_ceil(threads * 16).max(min_rows);
-    let tasks = rows.div_ceil(per_task);
-    // Workers and the caller take ranges from one counter: the caller starts at once instead
-    // of waiting for parked workers to wake, and whoever is faster takes more.
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let k = next.fetch_add(1, Ordering::Relaxed);
-        if k >= tasks {
-            break;
-        }
-        task(k * per_task..((k + 1) * per_task).min(rows));
-    };
-    pool.in_place_scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(|_| work());
-        }
-        work();
+    let task: &(dyn Fn(std::ops::Range<usize>) + Sync) = &task;
+    // SAFETY: the pointer outlives its lifetime only inside `Ranges`, which dereferences it for
+    // a claimed range alone; every claim happens before this function returns (see `drain`).
+    let task = TaskPtr(unsafe {
+        std::mem::transmute::<
+            *const (dyn Fn(std::ops::Range<usize>) + Sync + '_),
+            *const (dyn Fn(std::ops::Range<usize>) + Sync + 'static),
+        >(task)
     });
+    let ranges = Arc::new(Ranges {
+        next: AtomicUsize::new(0),
+        tasks: rows.div_ceil(per_task),
+        per_task,
+        rows,
+        busy: AtomicUsize::new(0),
+        panicked: AtomicBool::new(false),
+        task,
+    });
+    for _ in 1..threads {
+        let ranges = Arc::clone(&ranges);
+        pool.spawn(move || ranges.help());
+    }
+    let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ranges.drain()));
+    // No range is left to claim (drain returned, or the caller panicked: close the counter),
+    // so only helpers that already hold one can still call `task`.
+    ranges.next.fetch_max(ranges.tasks, Ordering::SeqCst);
+    let mut spins = 0u32;
+    while ranges.busy.load(Ordering::SeqCst) != 0 {
+        // A helper finishes its range soon; yield only if it seems descheduled.
+        if spins < 1 << 12 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    if let Err(payload) = mine {
+        std::panic::resume_unwind(payload);
+    }
+    if ranges.panicked.load(Ordering::SeqCst) {
+        panic!("a kernel task panicked on a pool thread");
+    }
+}
+
+/// `task` with its lifetime erased (see [`for_row_ranges`]).
+struct TaskPtr(*const (dyn Fn(std::ops::Range<usize>) + Sync + 'static));
+
+// SAFETY: the pointee is `Sync`, and it is only called for ranges claimed while the caller of
+// `for_row_ranges` is still waiting (see `Ranges::drain`).
+unsafe impl Send for TaskPtr {}
+// SAFETY: as above.
+unsafe impl Sync for TaskPtr {}
+
+/// One call's ranges, shared by the caller and the pool's helper jobs; on the heap, so that a
+/// helper starting after the call has returned touches only this.
+struct Ranges {
+    /// The next range index to claim (past `tasks` once all are taken).
+    next: AtomicUsize,
+    tasks: usize,
+    per_task: usize,
+    rows: usize,
+    /// Helpers between announcing themselves and finishing their last range.
+    busy: AtomicUsize,
+    panicked: AtomicBool,
+    task: TaskPtr,
+}
+
+impl Ranges {
+    /// Claim and run ranges until none is left.
+    fn drain(&self) {
+        loop {
+            let k = self.next.fetch_add(1, Ordering::SeqCst);
+            if k >= self.tasks {
+                return;
+            }
+            // SAFETY: range k was claimed, so the caller of `for_row_ranges` has not passed its
+            // wait: it closes the counter first and then waits while `busy` is nonzero, and a
+            // helper raises `busy` before claiming (SeqCst orders the two: a helper that
+            // raises it after the caller saw zero claims past `tasks`). The caller's own
+            // claims happen before it returns.
+            let task = unsafe { &*self.task.0 };
+            task(k * self.per_task..((k + 1) * self.per_task).min(self.rows));
+        }
+    }
+
+    /// A pool thread's share: announce, drain, and record a panic for the caller.
+    fn help(&self) {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.drain()));
+        if result.is_err() {
+            self.panicked.store(true, Ordering::SeqCst);
+        }
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Split `0..rows` into one contiguous slab per thread (a single slab when `work`, in
@@ -160,4 +243,56 @@ where
         .into_iter()
         .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each row is visited exactly once per call, whether the helpers arrive in time, late
+    /// (after idle gaps that let them park) or after the call has returned.
+    #[test]
+    fn every_row_once_with_late_helpers() {
+        set_num_threads(3).unwrap();
+        for call in 0..200 {
+            let rows = 64 + call * 7;
+            let seen: Vec<AtomicUsize> = (0..rows).map(|_| AtomicUsize::new(0)).collect();
+            for_row_ranges(rows, PARALLEL_MIN_ELEMENTS / 64, |range| {
+                for r in range {
+                    seen[r].fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            assert!(
+                seen.iter().all(|c| c.load(Ordering::Relaxed) == 1),
+                "call {call}"
+            );
+            if call % 10 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        }
+        set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get())).unwrap();
+    }
+
+    /// A panic in a range, on the caller or on a pool thread, reaches the caller, and the
+    /// pool keeps working.
+    #[test]
+    fn a_panicking_range_reaches_the_caller() {
+        set_num_threads(2).unwrap();
+        for bad in [0usize, 500, 1023] {
+            let result = std::panic::catch_unwind(|| {
+                for_row_ranges(1024, 1024, |range| {
+                    if range.contains(&bad) {
+                        panic!("row {bad}");
+                    }
+                })
+            });
+            assert!(result.is_err(), "row {bad}");
+        }
+        let total = AtomicUsize::new(0);
+        for_row_ranges(1024, 1024, |range| {
+            total.fetch_add(range.len(), Ordering::Relaxed);
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 1024);
+        set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get())).unwrap();
+    }
 }
