@@ -146,17 +146,8 @@ pub(crate) unsafe fn tile<S: Simd>(
         // SAFETY: the arrays hold VLANES floats; the tile holds n·16.
         unsafe { rewrite_lanes(s, tile, n, (&inv_hi, &inv_lo), false) };
     } else {
-        let lines: [LineSums; VLANES] = std::array::from_fn(|b| LineSums {
-            // A fast row drops its exact low parts, as the row kernel does.
-            total: sums[b]
-                + if m_ties[b].is_nan() {
-                    0.0
-                } else {
-                    los[b] as f64
-                },
-            count: counts[b] as f64,
-            m: ms[b],
-            shift: shifts[b],
+        let lines: [LineSums; VLANES] = std::array::from_fn(|b| {
+            LineSums::of_line(sums[b], los[b], counts[b], m_ties[b], ms[b], shifts[b])
         });
         let logs = log_sums(s, &lines);
         if op == ColOp::Lse {

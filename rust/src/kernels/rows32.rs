@@ -475,6 +475,20 @@ pub(crate) struct LineSums {
     pub shift: Shift,
 }
 
+impl LineSums {
+    /// A tile lane's or strip column's sums: its f64 sum `acc`, its f32 low parts `lo`, its
+    /// count of max entries and the value it compared entries with (NaN for a fast
+    /// logsumexp line, see [`tie_value`], which drops its low parts as the row kernel does).
+    pub fn of_line(acc: f64, lo: f32, ties: f32, tie: f32, m: f32, shift: Shift) -> Self {
+        LineSums {
+            total: acc + if tie.is_nan() { 0.0 } else { lo as f64 },
+            count: ties as f64,
+            m,
+            shift,
+        }
+    }
+}
+
 /// `log S`, `S = count + total·2⁻⁶⁴·e^{K_m·LN2_HI − m}`, for up to 16 lines at once, in f64
 /// lanes: the factor by [`exp_v`] and the logarithm as `log1p((count − 1) + others)` by
 /// [`log1p_v`] (within 2⁻⁵⁰ relative; `count − 1` is exact and `others` carries `S − 1` to

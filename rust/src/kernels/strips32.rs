@@ -169,18 +169,7 @@ pub(crate) unsafe fn strip<S: Simd>(
         for c0 in (0..w).step_by(VLANES) {
             let lines: [LineSums; VLANES] = std::array::from_fn(|b| {
                 let c = c0 + b;
-                LineSums {
-                    // A fast column (see `m_ties`) drops its exact low parts, as the row does.
-                    total: acc[c]
-                        + if m_ties[c].is_nan() {
-                            0.0
-                        } else {
-                            lo[c] as f64
-                        },
-                    count: ties[c] as f64,
-                    m: m[c],
-                    shift: shifts[c],
-                }
+                LineSums::of_line(acc[c], lo[c], ties[c], m_ties[c], m[c], shifts[c])
             });
             logs[c0..c0 + VLANES].copy_from_slice(&log_sums(s, &lines));
         }
