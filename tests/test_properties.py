@@ -315,6 +315,44 @@ def test_column_groups_match_rows(dtype, shape, axis):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [4, 7, 8, 9, 10, 15, 16, 17, 24, 31, 32])
+@pytest.mark.parametrize("layout", ["rows", "rows reversed", "every other row", "3-d", "in place"])
+def test_short_rows_moved_in_register_blocks_match_single_rows(dtype, n, layout):
+    """Short rows (the column tiles) with unit-stride elements move in and out of the tiles as
+    square blocks transposed in registers, a block of rows at a time, the odd rows one by one:
+    every row equals the 1-D call on it bit for bit (a lone row moves element by element),
+    with special values and a strided `out`, and the input is left untouched."""
+    rng = np.random.default_rng(n)
+    base = (rng.standard_normal((2 * 45, n)) * 20).astype(dtype)
+    base[5, n // 2] = np.nan
+    base[9, n - 1] = np.inf
+    base[12] = -np.inf
+    base[20, 0] = 1e6 if dtype == np.float32 else 2e9
+    x = {
+        "rows": base[:45],
+        "rows reversed": base[:45][::-1],
+        "every other row": base[::2],
+        "3-d": base.reshape(2, 45, n),
+        "in place": base[:45],
+    }[layout]
+    before = base.copy()
+    rows = x.reshape(-1, n)
+    for fn in (softmax, log_softmax, logsumexp):
+        expected = np.stack([np.asarray(fn(np.ascontiguousarray(r))) for r in rows])
+        if layout == "in place" and fn is not logsumexp:
+            got = x.copy()
+            assert fn(got, axis=-1, out=got) is got
+        else:
+            got = np.asarray(fn(x, axis=-1))
+        np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+        if fn is not logsumexp:
+            out = np.full((*x.shape[:-1], 2 * n), 5.0, dtype)[..., ::2]
+            fn(x, axis=-1, out=out)
+            np.testing.assert_array_equal(out.reshape(expected.shape), expected)
+    np.testing.assert_array_equal(base, before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("view", ["::2", "::-1", "::-3", "transposed"])
 @pytest.mark.parametrize("special", ["none", "nan", "inf", "far max"])
 def test_strided_rows_into_contiguous_output_match_contiguous(dtype, view, special):

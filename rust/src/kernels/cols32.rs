@@ -308,6 +308,9 @@ pub(crate) unsafe fn save_special_lanes<E: Element>(
     n: usize,
     special: &[bool; VLANES],
 ) -> Vec<(usize, Vec<E>)> {
+    if !special.contains(&true) {
+        return Vec::new(); // the common case, without the iterator chain's call
+    }
     (0..VLANES)
         .filter(|&b| special[b])
         // SAFETY: i·16 + b < n·16.

@@ -526,3 +526,43 @@ fn float32_lane_path_edges_clamp_and_range_limit() {
         }
     }
 }
+
+/// Each ISA's 8 × 8 (float) and 4 × 4 (double) register transposes, between blocks inside
+/// larger rows, move exactly the block's elements.
+#[test]
+fn register_transposes_move_exactly_the_block() {
+    struct Transposes;
+    impl WithSimd for Transposes {
+        type Output = (Vec<f32>, Vec<f64>);
+        fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+            // Source rows 11 apart starting at element 2; destination rows 13 apart at 1.
+            let src32: Vec<f32> = (0..8 * 11).map(|v| v as f32).collect();
+            let mut dst32 = vec![-1.0f32; 8 * 13];
+            let src64: Vec<f64> = (0..4 * 11).map(|v| v as f64).collect();
+            let mut dst64 = vec![-1.0f64; 4 * 13];
+            let (p32, q32) = (src32.as_ptr(), dst32.as_mut_ptr());
+            let (p64, q64) = (src64.as_ptr(), dst64.as_mut_ptr());
+            // SAFETY: every block row lies inside its buffer (2 + 8 <= 11, 1 + 8 <= 13).
+            unsafe {
+                let src = std::array::from_fn(|j| p32.add(j * 11 + 2));
+                s.transpose8_f32(&src, &std::array::from_fn(|k| q32.add(k * 13 + 1)));
+                let src = std::array::from_fn(|j| p64.add(j * 11 + 2));
+                s.transpose4_f64(&src, &std::array::from_fn(|k| q64.add(k * 13 + 1)));
+            }
+            (dst32, dst64)
+        }
+    }
+    for isa in Isa::supported() {
+        let (d32, d64) = dispatch(isa, Transposes);
+        for (i, &v) in d32.iter().enumerate() {
+            let (k, j) = (i / 13, (i % 13).wrapping_sub(1));
+            let expected = if j < 8 { (j * 11 + 2 + k) as f32 } else { -1.0 };
+            assert_eq!(v, expected, "{isa:?} f32 at {i}");
+        }
+        for (i, &v) in d64.iter().enumerate() {
+            let (k, j) = (i / 13, (i % 13).wrapping_sub(1));
+            let expected = if j < 4 { (j * 11 + 2 + k) as f64 } else { -1.0 };
+            assert_eq!(v, expected, "{isa:?} f64 at {i}");
+        }
+    }
+}

@@ -221,6 +221,38 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// `p` must be valid for writing `LANES` floats.
     unsafe fn store_f32(self, p: *mut f32, v: Self::V);
+
+    /// Copy an 8 × 8 block of floats transposed: float `k` of `src[j]` goes to float `j` of
+    /// `dst[k]`. Data movement only, so every ISA gives the same result; this default is the
+    /// scalar path's, vector ISAs shuffle in registers (the column tiles of short rows).
+    ///
+    /// # Safety
+    /// Each `src[j]` must be readable and each `dst[k]` writable for 8 floats, and the two
+    /// sides must not overlap.
+    #[inline(always)]
+    unsafe fn transpose8_f32(self, src: &[*const f32; 8], dst: &[*mut f32; 8]) {
+        for (k, d) in dst.iter().enumerate() {
+            for (j, p) in src.iter().enumerate() {
+                // SAFETY: the caller's contract.
+                unsafe { *d.add(j) = *p.add(k) };
+            }
+        }
+    }
+
+    /// [`Simd::transpose8_f32`] for a 4 × 4 block of doubles.
+    ///
+    /// # Safety
+    /// Each `src[j]` must be readable and each `dst[k]` writable for 4 doubles, and the two
+    /// sides must not overlap.
+    #[inline(always)]
+    unsafe fn transpose4_f64(self, src: &[*const f64; 4], dst: &[*mut f64; 4]) {
+        for (k, d) in dst.iter().enumerate() {
+            for (j, p) in src.iter().enumerate() {
+                // SAFETY: the caller's contract.
+                unsafe { *d.add(j) = *p.add(k) };
+            }
+        }
+    }
 }
 
 /// A computation to run with the best available [`Simd`] implementation.

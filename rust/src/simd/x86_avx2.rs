@@ -218,4 +218,68 @@ impl Simd for Avx2 {
     unsafe fn store_f32(self, p: *mut f32, v: __m256d) {
         unsafe { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)) }
     }
+    #[inline(always)]
+    unsafe fn transpose8_f32(self, src: &[*const f32; 8], dst: &[*mut f32; 8]) {
+        unsafe { transpose8_f32(src, dst) }
+    }
+    #[inline(always)]
+    unsafe fn transpose4_f64(self, src: &[*const f64; 4], dst: &[*mut f64; 4]) {
+        unsafe { transpose4_f64(src, dst) }
+    }
+}
+
+/// [`Simd::transpose8_f32`] in AVX registers: the rows' 128-bit halves are paired as they are
+/// loaded, then two rounds of in-lane shuffles (16 shuffles for 64 floats).
+///
+/// # Safety
+/// As for [`Simd::transpose8_f32`]; the CPU must support AVX (AVX2 and AVX-512 callers do).
+#[inline(always)]
+pub(super) unsafe fn transpose8_f32(src: &[*const f32; 8], dst: &[*mut f32; 8]) {
+    unsafe {
+        // r[j] holds row j's floats 0–3 in its low half and row j + 4's in its high half
+        // (and h[j] the floats 4–7): the 128-bit lane crossing happens in the loads.
+        let mut r = [_mm256_setzero_ps(); 4];
+        let mut h = [_mm256_setzero_ps(); 4];
+        for j in 0..4 {
+            r[j] = _mm256_loadu2_m128(src[j + 4], src[j]);
+            h[j] = _mm256_loadu2_m128(src[j + 4].add(4), src[j].add(4));
+        }
+        for (half, k0) in [(r, 0), (h, 4)] {
+            // A 4 × 4 transpose within each 128-bit lane.
+            let t0 = _mm256_unpacklo_ps(half[0], half[1]);
+            let t1 = _mm256_unpackhi_ps(half[0], half[1]);
+            let t2 = _mm256_unpacklo_ps(half[2], half[3]);
+            let t3 = _mm256_unpackhi_ps(half[2], half[3]);
+            let out = [
+                _mm256_shuffle_ps::<0x44>(t0, t2),
+                _mm256_shuffle_ps::<0xEE>(t0, t2),
+                _mm256_shuffle_ps::<0x44>(t1, t3),
+                _mm256_shuffle_ps::<0xEE>(t1, t3),
+            ];
+            for (k, v) in out.into_iter().enumerate() {
+                _mm256_storeu_ps(dst[k0 + k], v);
+            }
+        }
+    }
+}
+
+/// [`Simd::transpose4_f64`] in AVX registers, as [`transpose8_f32`] does it.
+///
+/// # Safety
+/// As for [`Simd::transpose4_f64`]; the CPU must support AVX.
+#[inline(always)]
+pub(super) unsafe fn transpose4_f64(src: &[*const f64; 4], dst: &[*mut f64; 4]) {
+    unsafe {
+        // r[j] holds row j's doubles 0–1 and row j + 2's; h[j] their doubles 2–3.
+        let mut r = [_mm256_setzero_pd(); 2];
+        let mut h = [_mm256_setzero_pd(); 2];
+        for j in 0..2 {
+            r[j] = _mm256_loadu2_m128d(src[j + 2], src[j]);
+            h[j] = _mm256_loadu2_m128d(src[j + 2].add(2), src[j].add(2));
+        }
+        for (half, k0) in [(r, 0), (h, 2)] {
+            _mm256_storeu_pd(dst[k0], _mm256_unpacklo_pd(half[0], half[1]));
+            _mm256_storeu_pd(dst[k0 + 1], _mm256_unpackhi_pd(half[0], half[1]));
+        }
+    }
 }

@@ -224,4 +224,13 @@ impl Simd for Avx512 {
     unsafe fn store_f32(self, p: *mut f32, v: __m512d) {
         unsafe { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)) }
     }
+    #[inline(always)]
+    unsafe fn transpose8_f32(self, src: &[*const f32; 8], dst: &[*mut f32; 8]) {
+        // 8 × 8 blocks fit AVX registers; the column tiles' blocks are no larger.
+        unsafe { super::x86_avx2::transpose8_f32(src, dst) }
+    }
+    #[inline(always)]
+    unsafe fn transpose4_f64(self, src: &[*const f64; 4], dst: &[*mut f64; 4]) {
+        unsafe { super::x86_avx2::transpose4_f64(src, dst) }
+    }
 }
