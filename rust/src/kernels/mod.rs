@@ -84,16 +84,18 @@ impl<E> Raw3<E> {
     #[inline(always)]
     fn rows<const K: usize>(&self, r: usize) -> [*mut E; K] {
         let (mut o, mut j) = (r / self.inner, r % self.inner);
-        std::array::from_fn(|_| {
-            let p = self
+        // A loop rather than `array::from_fn`, which was left as an out-of-line call.
+        let mut rows = [self.ptr; K];
+        for p in &mut rows {
+            *p = self
                 .ptr
                 .wrapping_offset(o as isize * self.s_outer + j as isize * self.s_inner);
             j += 1;
             if j == self.inner {
                 (o, j) = (o + 1, 0);
             }
-            p
-        })
+        }
+        rows
     }
 }
 
@@ -408,9 +410,11 @@ unsafe fn transposed_rows<S: Simd, E: Element>(
         // when w does not divide n: the overlap is written twice with the same values).
         let mut i = 0;
         loop {
-            let row_side: [*mut E; 8] = std::array::from_fn(|j| rows[j].wrapping_add(i));
-            let tile_side: [*mut E; 8] =
-                std::array::from_fn(|k| lanes.wrapping_add((i + k) * VLANES));
+            let (mut row_side, mut tile_side) = (rows, rows);
+            for j in 0..8 {
+                row_side[j] = rows[j].wrapping_add(i);
+                tile_side[j] = lanes.wrapping_add((i + j) * VLANES);
+            }
             let (src, dst) = if to_tiles {
                 (row_side, tile_side)
             } else {
@@ -444,14 +448,14 @@ fn block_side<E: Element>() -> usize {
 /// As for [`Simd::transpose8_f32`], over the block side.
 #[inline(always)]
 unsafe fn transpose_block<S: Simd, E: Element>(s: S, src: &[*mut E; 8], dst: &[*mut E; 8]) {
-    // SAFETY (both arms): forwarded contract; E is the arm's element type.
+    // SAFETY (both arms): forwarded contract; E is the arm's element type, and arrays of
+    // pointers to it have the layout of the arrays the transposes take.
     unsafe {
+        let (src, dst) = (src.as_ptr(), dst.as_ptr());
         if E::IS_F64 {
-            let src = std::array::from_fn(|j| src[j].cast::<f64>() as *const f64);
-            s.transpose4_f64(&src, &std::array::from_fn(|k| dst[k].cast::<f64>()));
+            s.transpose4_f64(&*src.cast(), &*dst.cast());
         } else {
-            let src = std::array::from_fn(|j| src[j].cast::<f32>() as *const f32);
-            s.transpose8_f32(&src, &std::array::from_fn(|k| dst[k].cast::<f32>()));
+            s.transpose8_f32(&*src.cast(), &*dst.cast());
         }
     }
 }

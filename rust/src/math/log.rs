@@ -10,8 +10,8 @@
 //! The float32 results it serves need `log S` to ~2⁻⁴⁰; the margin keeps them independent of
 //! its last bits. Every SIMD path computes the same IEEE operations, so results are identical.
 //!
-//! Method: `w + c = 1 + z` exactly (TwoSum); `w = 2^k·f` with `f ∈ [√½, √2)` by exact scaling
-//! steps (no exponent-field access needed); `log f = 2·atanh(s)`, `s = (f − 1)/(f + 1)`
+//! Method: `w + c = 1 + z` exactly (TwoSum); `w = 2^k·f` with `f ∈ [√½, √2)` from its exponent
+//! field ([`Simd::split_exponent`]) and one halving; `log f = 2·atanh(s)`, `s = (f − 1)/(f + 1)`
 //! (`f − 1` exact by Sterbenz, `|s| ≤ 0.172`), as `2s + 2s·s²·P(s²)` with the series'
 //! coefficients `1/(2j + 3)` through `s²⁰` (truncation below 2⁻⁵⁶ relative); then
 //! `log1p z = k·ln 2 + log f + c/w`.
@@ -33,16 +33,6 @@ const ATANH: [f64; 10] = [
     1.0 / 21.0,
 ];
 
-/// Scaling steps `(threshold, factor, log2 factor)`: where `f ≥ 2^p`, `f·2^−p` and `k += p`.
-const STEPS: [(f64, f64, f64); 6] = [
-    (4_294_967_296.0, 1.0 / 4_294_967_296.0, 32.0),
-    (65_536.0, 1.0 / 65_536.0, 16.0),
-    (256.0, 1.0 / 256.0, 8.0),
-    (16.0, 1.0 / 16.0, 4.0),
-    (4.0, 0.25, 2.0),
-    (2.0, 0.5, 1.0),
-];
-
 /// `log(1 + z)` per lane (see the module contract).
 #[inline(always)]
 pub fn log1p_v<S: Simd>(s: S, z: S::V) -> S::V {
@@ -51,20 +41,13 @@ pub fn log1p_v<S: Simd>(s: S, z: S::V) -> S::V {
     // TwoSum: 1 + z = w + c exactly.
     let b = s.sub(w, one);
     let c = s.add(s.sub(one, s.sub(w, b)), s.sub(z, b));
-    let mut f = w;
-    let mut k = s.splat(0.0);
-    for (threshold, factor, log2) in STEPS {
-        let big = s.ge(f, s.splat(threshold));
-        f = s.select(big, s.mul(f, s.splat(factor)), f);
-        k = s.select(big, s.add(k, s.splat(log2)), k);
-    }
-    // f is in [0.5, 2) now; centre it on 1.
+    // w = 2^k·f with f in [1, 2) (w >= 0.5 is normal); a NaN w gives some finite (k, f), and
+    // its NaN reaches the result through c.
+    let (mut k, mut f) = s.split_exponent(w);
+    // Centre f on 1: [√½, √2).
     let high = s.ge(f, s.splat(std::f64::consts::SQRT_2));
     f = s.select(high, s.mul(f, s.splat(0.5)), f);
     k = s.select(high, s.add(k, one), k);
-    let low = s.ge(s.splat(std::f64::consts::FRAC_1_SQRT_2), f);
-    f = s.select(low, s.add(f, f), f);
-    k = s.select(low, s.sub(k, one), k);
     let t = s.div(s.sub(f, one), s.add(f, one));
     let t2 = s.mul(t, t);
     let two_t = s.add(t, t);
@@ -96,6 +79,49 @@ mod tests {
                 // SAFETY: `lane` holds 16 >= LANES doubles.
                 unsafe { s.store_f64(lane.as_mut_ptr(), log1p_v(s, s.splat(*z))) };
                 *out = lane[0];
+            }
+        }
+    }
+
+    struct Split<'a>(&'a [f64], &'a mut Vec<(f64, f64)>);
+
+    impl crate::simd::WithSimd for Split<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, s: S) {
+            let (mut k, mut f) = ([0.0f64; 16], [0.0f64; 16]);
+            for v in self.0 {
+                let (kv, fv) = s.split_exponent(s.splat(*v));
+                // SAFETY: the arrays hold 16 >= LANES doubles.
+                unsafe {
+                    s.store_f64(k.as_mut_ptr(), kv);
+                    s.store_f64(f.as_mut_ptr(), fv);
+                }
+                self.1.push((k[0], f[0]));
+            }
+        }
+    }
+
+    #[test]
+    fn split_exponent_on_every_path() {
+        let vs = [
+            0.5,
+            1.0,
+            1.5,
+            2.0,
+            3.0,
+            1e-300,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            std::f64::consts::PI * 1e200,
+        ];
+        for isa in Isa::supported() {
+            let mut got = Vec::new();
+            crate::simd::dispatch(isa, Split(&vs, &mut got));
+            for (v, (k, f)) in vs.iter().zip(got) {
+                assert!((1.0..2.0).contains(&f), "{isa:?}: f = {f} for {v:e}");
+                assert_eq!(k, k.round(), "{isa:?}: k = {k} for {v:e}");
+                assert_eq!(f * 2f64.powi(k as i32), *v, "{isa:?}: {v:e}");
             }
         }
     }

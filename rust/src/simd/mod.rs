@@ -137,6 +137,9 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `2^k` for lanes holding `t = k + MAGIC` (see [`crate::math::exp::MAGIC`]) with
     /// `-1022 <= k <= 1023`: the exponent field is built from the low bits of `t`.
     fn pow2_from_magic(self, t: Self::V) -> Self::V;
+    /// `(k, f)` with `v = 2^k · f`, `f ∈ [1, 2)` and `k` exact, for lanes holding a positive
+    /// normal `v`: its exponent and significand fields (integer operations only).
+    fn split_exponent(self, v: Self::V) -> (Self::V, Self::V);
 
     /// Number of `f32` lanes in [`Simd::F`]: `LANES` or `2 · LANES`; divides [`VLANES`].
     const LANES32: usize;
@@ -254,6 +257,15 @@ pub trait Simd: Copy + Send + Sync + 'static {
         }
     }
 }
+
+/// The bits of `2⁵²`: or-ed with a biased exponent `e < 2¹¹`, they spell `2⁵² + e`.
+pub(crate) const TWO_52_BITS: i64 = 0x4330_0000_0000_0000;
+/// `2⁵² + 1023`: subtracted from `2⁵² + e`, it leaves the unbiased exponent.
+pub(crate) const TWO_52_PLUS_BIAS: f64 = 4_503_599_627_370_496.0 + 1023.0;
+/// The significand field of an f64.
+pub(crate) const SIGNIFICAND: i64 = 0x000F_FFFF_FFFF_FFFF;
+/// The bits of `1.0`.
+pub(crate) const ONE_BITS: i64 = 0x3FF0_0000_0000_0000;
 
 /// A computation to run with the best available [`Simd`] implementation.
 pub trait WithSimd {

@@ -1,6 +1,6 @@
 //! The portable one-lane implementation of [`Simd`]: the reference every vector path matches.
 
-use super::Simd;
+use super::{Simd, ONE_BITS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS};
 
 /// One `f64` lane, plain Rust. `fma` is `f64::mul_add` (correctly rounded on every target).
 #[derive(Clone, Copy, Debug, Default)]
@@ -87,6 +87,12 @@ impl Simd for Scalar {
     #[inline(always)]
     fn pow2_from_magic(self, t: f64) -> f64 {
         f64::from_bits(t.to_bits().wrapping_add(1023) << 52)
+    }
+    #[inline(always)]
+    fn split_exponent(self, v: f64) -> (f64, f64) {
+        let bits = v.to_bits() as i64;
+        let k = f64::from_bits(((bits >> 52) | TWO_52_BITS) as u64) - TWO_52_PLUS_BIAS;
+        (k, f64::from_bits(((bits & SIGNIFICAND) | ONE_BITS) as u64))
     }
     const LANES32: usize = 1;
     type F = f32;

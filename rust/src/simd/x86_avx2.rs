@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Simd, WithSimd};
+use super::{Simd, WithSimd, ONE_BITS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS};
 
 /// Four `f64` lanes. A value exists only inside [`run`], after the CPU was checked for AVX2 and
 /// FMA, which is what makes the intrinsic calls below sound.
@@ -92,6 +92,18 @@ impl Simd for Avx2 {
         unsafe {
             let bits = _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023));
             _mm256_castsi256_pd(_mm256_slli_epi64::<52>(bits))
+        }
+    }
+    #[inline(always)]
+    fn split_exponent(self, v: __m256d) -> (__m256d, __m256d) {
+        unsafe {
+            let bits = _mm256_castpd_si256(v);
+            let biased = _mm256_srli_epi64::<52>(bits);
+            let magic = _mm256_or_si256(biased, _mm256_set1_epi64x(TWO_52_BITS));
+            let k = _mm256_sub_pd(_mm256_castsi256_pd(magic), _mm256_set1_pd(TWO_52_PLUS_BIAS));
+            let fraction = _mm256_and_si256(bits, _mm256_set1_epi64x(SIGNIFICAND));
+            let f = _mm256_or_si256(fraction, _mm256_set1_epi64x(ONE_BITS));
+            (k, _mm256_castsi256_pd(f))
         }
     }
     const LANES32: usize = 8;

@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Simd, WithSimd};
+use super::{Simd, WithSimd, ONE_BITS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS};
 
 /// Eight `f64` lanes. A value exists only inside [`run`], after the CPU was checked for
 /// AVX-512F, which is what makes the intrinsic calls below sound.
@@ -93,6 +93,18 @@ impl Simd for Avx512 {
         unsafe {
             let bits = _mm512_add_epi64(_mm512_castpd_si512(t), _mm512_set1_epi64(1023));
             _mm512_castsi512_pd(_mm512_slli_epi64::<52>(bits))
+        }
+    }
+    #[inline(always)]
+    fn split_exponent(self, v: __m512d) -> (__m512d, __m512d) {
+        unsafe {
+            let bits = _mm512_castpd_si512(v);
+            let biased = _mm512_srli_epi64::<52>(bits);
+            let magic = _mm512_or_si512(biased, _mm512_set1_epi64(TWO_52_BITS));
+            let k = _mm512_sub_pd(_mm512_castsi512_pd(magic), _mm512_set1_pd(TWO_52_PLUS_BIAS));
+            let fraction = _mm512_and_si512(bits, _mm512_set1_epi64(SIGNIFICAND));
+            let f = _mm512_or_si512(fraction, _mm512_set1_epi64(ONE_BITS));
+            (k, _mm512_castsi512_pd(f))
         }
     }
     const LANES32: usize = 16;
