@@ -83,17 +83,20 @@ impl<E> Raw3<E> {
     /// division [`Raw3::row`] pays per row.
     #[inline(always)]
     fn rows<const K: usize>(&self, r: usize) -> [*mut E; K] {
-        let (mut o, mut j) = (r / self.inner, r % self.inner);
+        let mut j = r % self.inner;
+        let mut p = self.row(r);
         // A loop rather than `array::from_fn`, which was left as an out-of-line call.
-        let mut rows = [self.ptr; K];
-        for p in &mut rows {
-            *p = self
-                .ptr
-                .wrapping_offset(o as isize * self.s_outer + j as isize * self.s_inner);
+        let mut rows = [p; K];
+        for row in &mut rows {
+            *row = p;
             j += 1;
-            if j == self.inner {
-                (o, j) = (o + 1, 0);
-            }
+            p = if j == self.inner {
+                j = 0;
+                // The first row of the next outer index.
+                p.wrapping_offset(self.s_outer - (self.inner - 1) as isize * self.s_inner)
+            } else {
+                p.wrapping_offset(self.s_inner)
+            };
         }
         rows
     }
