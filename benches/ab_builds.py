@@ -1,0 +1,78 @@
+"""Two builds of smoothmax side by side in one process: the A/B behind the speed-ups quoted for
+kernel changes (separate runs on a shared VM differ by more than most changes).
+
+Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [ROWSxN ...]``, where each
+``.so`` is a built ``smoothmax/_core.abi3.so`` (copy it out of ``python/smoothmax`` after
+``pip install -e .`` at each commit). Each build is loaded as its own copy of the package; the
+two are called in interleaved rounds (median of 40 calls per round, median over 15 rounds) on
+``N(0, 1)·10`` inputs, and their outputs must agree bit for bit (an AssertionError says where
+not). Prints the old and new median times and their ratio per function and shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PACKAGE = Path(__file__).resolve().parent.parent / "python" / "smoothmax"
+FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
+
+
+def load_build(so: Path, name: str, root: Path):
+    """The package at ``PACKAGE`` with its extension replaced by ``so``, imported as ``name``."""
+    target = root / name
+    shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("_core*.so", "__pycache__"))
+    shutil.copy(so, target / "_core.abi3.so")
+    return importlib.import_module(name)
+
+
+def median_call(f, x, calls: int = 40) -> float:
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        f(x, axis=-1)
+        samples.append(time.perf_counter() - start)
+    return float(np.median(samples))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("old", type=Path)
+    parser.add_argument("new", type=Path)
+    parser.add_argument("shapes", nargs="*", default=["1000x10", "1000x20", "4096x32"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.path.insert(0, tmp)
+        builds = {
+            "old": load_build(args.old, "smoothmax_old", Path(tmp)),
+            "new": load_build(args.new, "smoothmax_new", Path(tmp)),
+        }
+        for text in args.shapes:
+            shape = tuple(int(d) for d in text.split("x"))
+            x = (rng.standard_normal(shape) * 10).astype(args.dtype)
+            for fn in FUNCTIONS:
+                old, new = (getattr(builds[k], fn) for k in ("old", "new"))
+                np.testing.assert_array_equal(old(x, axis=-1), new(x, axis=-1), err_msg=fn)
+                rounds = {"old": [], "new": []}
+                for _ in range(args.rounds):
+                    rounds["old"].append(median_call(old, x))
+                    rounds["new"].append(median_call(new, x))
+                t_old, t_new = (float(np.median(rounds[k])) * 1e6 for k in ("old", "new"))
+                print(
+                    f"{text:>10} {fn:12} old {t_old:8.1f} µs  new {t_new:8.1f} µs"
+                    f"  speed-up {t_old / t_new:.2f}"
+                )
+
+
+if __name__ == "__main__":
+    main()
