@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
+from reference import ld_log_softmax, ld_logsumexp, ld_softmax, max_ulp
 
 import smoothmax
 from smoothmax import log_softmax, logsumexp, softmax
@@ -350,6 +351,46 @@ def test_short_rows_moved_in_register_blocks_match_single_rows(dtype, n, layout)
             fn(x, axis=-1, out=out)
             np.testing.assert_array_equal(out.reshape(expected.shape), expected)
     np.testing.assert_array_equal(base, before)
+
+
+@pytest.mark.parametrize("n", [3, 10, 24])
+def test_tile_lane_constants_match_single_rows(n):
+    """A float32 tile whose 16 rows are free of NaN and have maxima within ±65536 (the f32-lane
+    range) computes its shift constants, sums and final pairs in vector lanes; any other tile
+    goes lane by lane. Both must give every row what the 1-D call gives it, bit for bit: at the
+    edges of the range (±65536 inside, the next float outside), around logsumexp's rounded-sum
+    threshold (maxima near 2, and near −2 − ln n), with ties and with a negative zero."""
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal((80, n)) * 0.5).astype(np.float32)
+    x[0, 0] = 65536.0  # tile 0: regular, at the edges
+    x[1] = -65536.0
+    x[2, -1] = -65535.99
+    x[17, 0] = np.nextafter(np.float32(65536.0), np.float32(np.inf))  # tile 1: one far row
+    x[18] = np.nextafter(np.float32(-65536.0), np.float32(-np.inf))
+    x[32, 0] = 2.0  # tile 2: rounded logsumexp sums in some lanes only
+    x[33, 0] = np.nextafter(np.float32(2.0), np.float32(0.0))
+    x[34] = np.float32(-2.0 - np.log(n))
+    x[35] = np.nextafter(np.float32(-2.0 - np.log(n)), np.float32(0.0))
+    x[36, : max(1, n // 2)] = 1.5  # ties at the max
+    x[48] = 0.0  # tile 3: zeros, a negative zero maximum, large regular maxima
+    x[49] = -0.0
+    x[50, 0] = 40000.0
+    x[51, :2] = [40000.0, 39970.0]  # log S below ulp(m) in f64: the pair's low part carries it
+    x[64:] *= 40.0  # tile 4: ordinary logits
+    before = x.copy()
+    # A lone short row goes through a tile too, so the results are also held to the float32
+    # contracts against the long-double reference.
+    contract = {
+        softmax: (ld_softmax, 4),
+        log_softmax: (ld_log_softmax, 2),
+        logsumexp: (ld_logsumexp, 1),
+    }
+    for fn, (reference, ulps) in contract.items():
+        expected = np.stack([np.asarray(fn(r.copy())) for r in x])
+        got = np.asarray(fn(x, axis=-1))
+        np.testing.assert_array_equal(got, expected)
+        assert max_ulp(got, reference(x)) <= ulps, fn.__name__
+    np.testing.assert_array_equal(x, before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

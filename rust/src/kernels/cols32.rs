@@ -13,10 +13,10 @@
 // Kernels index several per-lane arrays with one lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::{two_sum, Scaling};
+use super::rows::{two_sum_v, Scaling};
 use super::rows32::{
-    exp_terms, f32_pair, log_sums, lse_term, minus_pair, nf, ratio, tie_value, times_pair,
-    LaneShift, LineSums, Shift,
+    exp_terms, f32_pairs, log_sums_of_lanes, lse_term, minus_pair, nf, ratio, tie_value,
+    times_pair, LaneShift, Shift, TileSums, M_LIMIT,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -56,49 +56,38 @@ pub(crate) unsafe fn tile<S: Simd>(
         }
     }
     let mut ms = [0.0f32; VLANES];
-    let mut special = [false; VLANES];
+    // Whether every lane's row is free of NaN and has a finite maximum within the f32-lane
+    // range (the common case: its constants are computed in vector lanes).
+    let mut regular = true;
     for j in 0..nf::<S>() {
         // SAFETY: ms holds VLANES floats.
         unsafe { s.fstore(ms.as_mut_ptr().add(j * S::LANES32), m[j]) };
-        if s.fmany(nan[j]) {
-            let mut flags = [0.0f32; VLANES];
-            // SAFETY: flags holds VLANES floats; a NaN lane stores a NaN there.
-            unsafe { s.fstore(flags.as_mut_ptr(), s.fkeep(nan[j], s.fsplat(f32::NAN))) };
-            for l in 0..S::LANES32 {
-                special[j * S::LANES32 + l] |= flags[l].is_nan();
-            }
-        }
+        let outside = s.fmor(
+            s.flt(s.fsplat(M_LIMIT), m[j]),
+            s.flt(m[j], s.fsplat(-M_LIMIT)),
+        );
+        regular &= !s.fmany(s.fmor(outside, nan[j]));
     }
-    // Rows whose finite maximum is beyond the f32-lane range go through the row kernels
-    // (f64 lanes) at the end, like the special rows.
-    let mut far = [false; VLANES];
-    let mut shifts = [Shift::of(0.0).expect("0 is in range"); VLANES];
-    for b in 0..VLANES {
-        special[b] |= !ms[b].is_finite();
-        let shift = if special[b] { None } else { Shift::of(ms[b]) };
-        far[b] = !special[b] && shift.is_none();
-        if special[b] || far[b] {
-            // Give the lane a small finite max so the vector passes stay well defined; its
-            // results are overwritten below.
-            ms[b] = 0.0;
-        }
-        if let Some(shift) = shift {
-            shifts[b] = shift;
-        }
-    }
-    let lane_shift = LaneShift::of_lanes(s, &shifts);
+    let (lane_shift, k_m, saved, saved_far) = if regular {
+        let (lane_shift, k_m) = LaneShift::of_maxima(s, &m);
+        (lane_shift, k_m, Vec::new(), Vec::new())
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { irregular_lanes(s, tile, n, &nan, &mut ms) }
+    };
     // The maxima the entries are compared with to count ties apart: NaN (no entry matches) in
     // the rows whose logsumexp sums rounded terms, as the row kernel does (`fast_lse`).
-    let m_ties = ms.map(|m| tie_value(m, n, op == ColOp::Lse));
+    let mut m_ties = ms;
+    if op == ColOp::Lse {
+        let ln_n = (n as f64).ln();
+        for b in 0..VLANES {
+            m_ties[b] = tie_value(ms[b], ln_n, true);
+        }
+    }
     for j in 0..nf::<S>() {
         // SAFETY: m_ties holds VLANES floats.
         m[j] = unsafe { s.fload(m_ties.as_ptr().add(j * S::LANES32)) };
     }
-    // Rows with a NaN or no finite maximum follow the row kernels' rules at the end, from
-    // their original values (rare: a copy is fine).
-    // SAFETY: forwarded contract.
-    let saved = unsafe { save_special_lanes(tile, n, &special) };
-    let saved_far = unsafe { save_special_lanes(tile, n, &far) };
 
     // Pass 2, two elements of every row at a time (their exponentials interleaved): softmax
     // writes y = 2^(K−K_m+64)(1 + t) over the tile and sums it in f64; logsumexp and
@@ -121,54 +110,126 @@ pub(crate) unsafe fn tile<S: Simd>(
         // SAFETY: element i of every row exists.
         unsafe { sums.step(s, tile.add(i * VLANES), 1, softmax, lanes) };
     }
-    let (acc, lo, ties) = (sums.acc, sums.lo, sums.ties);
-    let mut sums = [0.0f64; VLANES];
-    let mut los = [0.0f32; VLANES];
-    let mut counts = [0.0f32; VLANES];
+    let mut lane_sums = TileSums {
+        acc: [0.0; VLANES],
+        lo: [0.0; VLANES],
+        ties: [0.0; VLANES],
+        tie: m_ties,
+        m: ms,
+        k_m,
+    };
     for a in 0..VLANES / S::LANES {
-        // SAFETY: sums holds VLANES doubles.
-        unsafe { s.store_f64(sums.as_mut_ptr().add(a * S::LANES), acc[a]) };
+        // SAFETY: acc holds VLANES doubles.
+        unsafe { s.store_f64(lane_sums.acc.as_mut_ptr().add(a * S::LANES), sums.acc[a]) };
     }
     for j in 0..nf::<S>() {
         // SAFETY: the arrays hold VLANES floats.
         unsafe {
-            s.fstore(los.as_mut_ptr().add(j * S::LANES32), lo[j]);
-            s.fstore(counts.as_mut_ptr().add(j * S::LANES32), ties[j]);
+            s.fstore(lane_sums.lo.as_mut_ptr().add(j * S::LANES32), sums.lo[j]);
+            s.fstore(
+                lane_sums.ties.as_mut_ptr().add(j * S::LANES32),
+                sums.ties[j],
+            );
         }
     }
 
-    // Pass 3.
+    // Pass 3. The per-lane constants are computed in vector lanes by the same operations as
+    // the row kernels' scalar ones, so every lane returns what its row alone would.
     if softmax {
-        let (mut inv_hi, mut inv_lo) = ([0.0f32; VLANES], [0.0f32; VLANES]);
-        for b in 0..VLANES {
-            (inv_hi[b], inv_lo[b]) = f32_pair(1.0 / sums[b], 0.0);
+        let mut inv = [0.0f64; VLANES];
+        for a in 0..VLANES / S::LANES {
+            let at = a * S::LANES;
+            // SAFETY: the arrays hold VLANES doubles.
+            unsafe {
+                let total = s.load_f64(lane_sums.acc.as_ptr().add(at));
+                s.store_f64(inv.as_mut_ptr().add(at), s.div(s.splat(1.0), total));
+            }
         }
+        let (inv_hi, inv_lo) = f32_pairs(s, &inv, &[0.0; VLANES]);
         // SAFETY: the arrays hold VLANES floats; the tile holds n·16.
         unsafe { rewrite_lanes(s, tile, n, (&inv_hi, &inv_lo), false) };
     } else {
-        let lines: [LineSums; VLANES] = std::array::from_fn(|b| {
-            LineSums::of_line(sums[b], los[b], counts[b], m_ties[b], ms[b], shifts[b])
-        });
-        let logs = log_sums(s, &lines);
-        if op == ColOp::Lse {
-            for b in 0..VLANES {
-                lse[b] = ms[b] as f64 + logs[b];
-            }
-        } else {
-            let (mut c_hi, mut c_lo) = ([0.0f32; VLANES], [0.0f32; VLANES]);
-            for b in 0..VLANES {
+        let logs = log_sums_of_lanes(s, &lane_sums);
+        let (mut c, mut err) = ([0.0f64; VLANES], [0.0f64; VLANES]);
+        for a in 0..VLANES / S::LANES {
+            let at = a * S::LANES;
+            // SAFETY: the arrays hold VLANES values.
+            unsafe {
+                let m = s.load_f32(ms.as_ptr().add(at));
                 // m + log S as an f64 pair first: log S may be far below ulp(m).
-                let (c, err) = two_sum(ms[b] as f64, logs[b]);
-                (c_hi[b], c_lo[b]) = f32_pair(c, err);
+                let (sum, e) = two_sum_v(s, m, s.load_f64(logs.as_ptr().add(at)));
+                s.store_f64(c.as_mut_ptr().add(at), sum);
+                s.store_f64(err.as_mut_ptr().add(at), e);
             }
+        }
+        if op == ColOp::Lse {
+            // ms[b] + logs[b], the high part of the pair.
+            *lse = c;
+        } else {
+            let (c_hi, c_lo) = f32_pairs(s, &c, &err);
             // SAFETY: as above.
             unsafe { rewrite_lanes(s, tile, n, (&c_hi, &c_lo), true) };
         }
     }
 
+    if !regular {
+        // SAFETY: forwarded contract.
+        unsafe { finish_far_lanes(s, tile, n, op, saved_far, lse) };
+        unsafe { finish_special_lanes(tile, n, op, saved, lse) };
+    }
+}
+
+/// The lanes saved by [`save_special_lanes`] (their rows finished by the row kernels).
+type SavedLanes = Vec<(usize, Vec<f32>)>;
+
+/// The shift constants of a tile with a lane that has a NaN, no finite maximum or a maximum
+/// beyond the f32-lane range (see [`tile`]), lane by lane: such lanes get a stand-in maximum of
+/// 0 in `ms` (so the vector passes stay well defined) and their original rows are saved, the
+/// special ones first and the far ones second, for the row kernels to finish.
+///
+/// # Safety
+/// `tile` must hold `n · 16` floats.
+#[inline(always)]
+unsafe fn irregular_lanes<S: Simd>(
+    s: S,
+    tile: *const f32,
+    n: usize,
+    nan: &[S::FM; VLANES],
+    ms: &mut [f32; VLANES],
+) -> (LaneShift<S::F>, [f32; VLANES], SavedLanes, SavedLanes) {
+    let mut special = [false; VLANES];
+    for j in 0..nf::<S>() {
+        if s.fmany(nan[j]) {
+            let mut flags = [0.0f32; VLANES];
+            // SAFETY: flags holds VLANES floats; a NaN lane stores a NaN there.
+            unsafe { s.fstore(flags.as_mut_ptr(), s.fkeep(nan[j], s.fsplat(f32::NAN))) };
+            for l in 0..S::LANES32 {
+                special[j * S::LANES32 + l] |= flags[l].is_nan();
+            }
+        }
+    }
+    // Rows whose finite maximum is beyond the f32-lane range go through the row kernels
+    // (f64 lanes) at the end, like the special rows.
+    let mut far = [false; VLANES];
+    let mut shifts = [Shift::of(0.0).expect("0 is in range"); VLANES];
+    for b in 0..VLANES {
+        special[b] |= !ms[b].is_finite();
+        let shift = if special[b] { None } else { Shift::of(ms[b]) };
+        far[b] = !special[b] && shift.is_none();
+        if special[b] || far[b] {
+            ms[b] = 0.0;
+        }
+        if let Some(shift) = shift {
+            shifts[b] = shift;
+        }
+    }
+    // Rows with a NaN or no finite maximum follow the row kernels' rules at the end, from
+    // their original values (rare: a copy is fine).
     // SAFETY: forwarded contract.
-    unsafe { finish_far_lanes(s, tile, n, op, saved_far, lse) };
-    unsafe { finish_special_lanes(tile, n, op, saved, lse) };
+    let saved = unsafe { save_special_lanes(tile, n, &special) };
+    let saved_far = unsafe { save_special_lanes(tile, n, &far) };
+    let k_m = shifts.map(|shift| shift.k_m as f32);
+    (LaneShift::of_lanes(s, &shifts), k_m, saved, saved_far)
 }
 
 /// Pass 2 accumulators of a tile (see [`tile`]).

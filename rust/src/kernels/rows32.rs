@@ -204,12 +204,13 @@ impl Shift {
         Some(Shift { k_m, low })
     }
 
-    /// `[low, MAGIC32 + K_m, EXP_OFFSET − K_m as i32 bits]`: the lane values of [`LaneShift`].
+    /// `[low, MAGIC32 + K_m, MAGIC32 + EXP_OFFSET − K_m]`: the lane values of [`LaneShift`]
+    /// (the same as [`LaneShift::of_maxima`] computes 16 at a time).
     pub fn lane_values(self) -> [f32; 3] {
         [
             self.low,
             MAGIC32 + self.k_m as f32,
-            f32::from_bits((EXP_OFFSET - self.k_m) as u32),
+            MAGIC32 + (EXP_OFFSET - self.k_m) as f32,
         ]
     }
 }
@@ -221,7 +222,8 @@ pub(crate) struct LaneShift<F> {
     pub low: [F; VLANES],
     /// `MAGIC32 + K_m`.
     pub k_mm: [F; VLANES],
-    /// `EXP_OFFSET − K_m` as i32 bits, the exponent bias of `2^{K − K_m + 64}`.
+    /// `MAGIC32 + EXP_OFFSET − K_m`, whose low mantissa bits hold the exponent bias of
+    /// `2^{K − K_m + 64}` (see [`Simd::fpow2_from_magic_lanes`]).
     pub bias: [F; VLANES],
 }
 
@@ -265,6 +267,46 @@ impl<F: Copy> LaneShift<F> {
             }
         }
         lanes
+    }
+
+    /// The constants of 16 lanes from their maxima, each finite with `|m| ≤ M_LIMIT`: the
+    /// vector form of [`Shift::of`] and [`Shift::lane_values`], with the same values (the
+    /// same operations per lane), and `K_m` per lane (as floats, exact). A tile's 16 scalar
+    /// shifts cost about a tenth of a 10-element-row call.
+    #[inline(always)]
+    pub fn of_maxima<S: Simd<F = F>>(s: S, m: &[F; VLANES]) -> (Self, [f32; VLANES]) {
+        let mut lanes = LaneShift {
+            low: [s.fsplat(0.0); VLANES],
+            k_mm: [s.fsplat(0.0); VLANES],
+            bias: [s.fsplat(0.0); VLANES],
+        };
+        let mut k_m = [0.0f32; VLANES];
+        let mut low = [0.0f32; VLANES];
+        let magic = s.fsplat(MAGIC32);
+        for j in 0..nf::<S>() {
+            let k = s.fsub(s.ffma(m[j], s.fsplat(LOG2_E), magic), magic);
+            lanes.k_mm[j] = s.fadd(magic, k);
+            lanes.bias[j] = s.fsub(s.fsplat(MAGIC32 + EXP_OFFSET as f32), k);
+            // SAFETY: k_m holds VLANES floats.
+            unsafe { s.fstore(k_m.as_mut_ptr().add(j * S::LANES32), k) };
+        }
+        // low = ((K_m − EXP_OFFSET)·ln 2 in f64) rounded to f32, as in `Shift::of`.
+        for a in 0..VLANES / S::LANES {
+            // SAFETY: the arrays hold VLANES floats.
+            unsafe {
+                let k = s.load_f32(k_m.as_ptr().add(a * S::LANES));
+                let v = s.mul(
+                    s.sub(k, s.splat(EXP_OFFSET as f64)),
+                    s.splat(std::f64::consts::LN_2),
+                );
+                s.store_f32(low.as_mut_ptr().add(a * S::LANES), v);
+            }
+        }
+        for j in 0..nf::<S>() {
+            // SAFETY: low holds VLANES floats.
+            lanes.low[j] = unsafe { s.fload(low.as_ptr().add(j * S::LANES32)) };
+        }
+        (lanes, k_m)
     }
 
     /// One shift in every lane (a row).
@@ -391,6 +433,28 @@ pub(crate) fn f32_pair(v_hi: f64, v_lo: f64) -> (f32, f32) {
     (hi, ((v_hi - hi as f64) + v_lo) as f32)
 }
 
+/// [`f32_pair`] of 16 lanes at once (the same operations per lane).
+#[inline(always)]
+pub(crate) fn f32_pairs<S: Simd>(
+    s: S,
+    v_hi: &[f64; VLANES],
+    v_lo: &[f64; VLANES],
+) -> ([f32; VLANES], [f32; VLANES]) {
+    let (mut hi, mut lo) = ([0.0f32; VLANES], [0.0f32; VLANES]);
+    for a in 0..VLANES / S::LANES {
+        let at = a * S::LANES;
+        // SAFETY: at + LANES <= VLANES for every array.
+        unsafe {
+            let v = s.load_f64(v_hi.as_ptr().add(at));
+            s.store_f32(hi.as_mut_ptr().add(at), v);
+            let rest = s.sub(v, s.load_f32(hi.as_ptr().add(at)));
+            let rest = s.add(rest, s.load_f64(v_lo.as_ptr().add(at)));
+            s.store_f32(lo.as_mut_ptr().add(at), rest);
+        }
+    }
+    (hi, lo)
+}
+
 /// `y · (hi + lo)`, rounded once (softmax's rescaling).
 #[inline(always)]
 pub(crate) fn times_pair<S: Simd>(s: S, y: S::F, hi: S::F, lo: S::F) -> S::F {
@@ -507,8 +571,71 @@ pub(crate) fn log_sums<S: Simd>(s: S, lines: &[LineSums]) -> [f64; VLANES] {
         // K_m·LN2_HI is exact in f64; the difference (|d| ≤ 0.35) rounds once.
         d[b] = (line.shift.k_m as f64).mul_add(LN2_HI as f64, -(line.m as f64));
     }
+    log_sums_of(s, &total, &count, &d, lines.len())
+}
+
+/// [`log_sums`] of a tile's 16 lanes from its per-lane arrays (as [`LineSums::of_line`] takes
+/// them, with `K_m` as floats), built in vector lanes by the same operations.
+#[inline(always)]
+pub(crate) fn log_sums_of_lanes<S: Simd>(s: S, sums: &TileSums) -> [f64; VLANES] {
+    let mut total = [0.0f64; VLANES];
+    let mut count = [1.0f64; VLANES];
+    let mut d = [0.0f64; VLANES];
+    for a in 0..VLANES / S::LANES {
+        let at = a * S::LANES;
+        // SAFETY: at + LANES <= VLANES for every array.
+        unsafe {
+            let lo = s.load_f32(sums.lo.as_ptr().add(at));
+            let dropped = s.is_nan(s.load_f32(sums.tie.as_ptr().add(at)));
+            let acc = s.load_f64(sums.acc.as_ptr().add(at));
+            s.store_f64(
+                total.as_mut_ptr().add(at),
+                s.add(acc, s.select(dropped, s.splat(0.0), lo)),
+            );
+            s.store_f64(
+                count.as_mut_ptr().add(at),
+                s.load_f32(sums.ties.as_ptr().add(at)),
+            );
+            // 0 − m is −m exactly except for m = 0, where either zero gives the same sum.
+            let minus_m = s.sub(s.splat(0.0), s.load_f32(sums.m.as_ptr().add(at)));
+            let k_m = s.load_f32(sums.k_m.as_ptr().add(at));
+            s.store_f64(
+                d.as_mut_ptr().add(at),
+                s.fma(k_m, s.splat(LN2_HI as f64), minus_m),
+            );
+        }
+    }
+    log_sums_of(s, &total, &count, &d, VLANES)
+}
+
+/// A tile's per-lane pass-2 results, the inputs of [`log_sums_of_lanes`].
+pub(crate) struct TileSums {
+    /// The f64 sums (scaled by 2⁶⁴).
+    pub acc: [f64; VLANES],
+    /// The f32 sums of the exact low parts.
+    pub lo: [f32; VLANES],
+    /// The number of max entries counted apart.
+    pub ties: [f32; VLANES],
+    /// The value entries were compared with (see [`tie_value`]).
+    pub tie: [f32; VLANES],
+    /// The maxima.
+    pub m: [f32; VLANES],
+    /// `K_m` of each lane's shift.
+    pub k_m: [f32; VLANES],
+}
+
+/// The vector part of [`log_sums`]: `log S` of the first `len` lines from `total`, `count`
+/// and `d = K_m·LN2_HI − m`.
+#[inline(always)]
+fn log_sums_of<S: Simd>(
+    s: S,
+    total: &[f64; VLANES],
+    count: &[f64; VLANES],
+    d: &[f64; VLANES],
+    len: usize,
+) -> [f64; VLANES] {
     let mut logs = [0.0f64; VLANES];
-    for j in 0..lines.len().div_ceil(S::LANES) {
+    for j in 0..len.div_ceil(S::LANES) {
         let at = j * S::LANES;
         // SAFETY: at + LANES <= VLANES for every array.
         unsafe {
@@ -542,19 +669,19 @@ fn log_sum_one<S: Simd>(s: S, total: f64, count: f64, shift: Shift, m: f32) -> f
 }
 
 /// Whether a logsumexp over `n` entries with maximum `m` is certain to be at least
-/// [`FAST_LSE_MIN`] in magnitude (it lies in `[m, m + log n]`), so that its terms may be summed
-/// as rounded (see [`lse_row`]). Rows, tiles and strips decide alike, so every layout returns
-/// the same result.
-pub(crate) fn fast_lse(m: f32, n: usize) -> bool {
+/// [`FAST_LSE_MIN`] in magnitude (it lies in `[m, m + ln n]`), so that its terms may be summed
+/// as rounded (see [`lse_row`]); `ln_n` is `ln n`, which callers with many lines compute once.
+/// Rows, tiles and strips decide alike, so every layout returns the same result.
+pub(crate) fn fast_lse(m: f32, ln_n: f64) -> bool {
     let m = m as f64;
-    m >= FAST_LSE_MIN || m + (n as f64).ln() <= -FAST_LSE_MIN
+    m >= FAST_LSE_MIN || m + ln_n <= -FAST_LSE_MIN
 }
 
-/// For a line of a logsumexp (`lse`) tile or strip with maximum `m`: the value its entries are
-/// compared with to count ties apart, NaN (never equal) where [`fast_lse`] holds; such a line
+/// For a line of `n` entries (`ln_n = ln n`) of a logsumexp (`lse`) tile or strip with maximum
+/// `m`: the value its entries are compared with to count ties apart, NaN (never equal) where [`fast_lse`] holds; such a line
 /// also drops its exact low parts, as the row kernel does.
-pub(crate) fn tie_value(m: f32, n: usize, lse: bool) -> f32 {
-    if lse && fast_lse(m, n) {
+pub(crate) fn tie_value(m: f32, ln_n: f64, lse: bool) -> f32 {
+    if lse && fast_lse(m, ln_n) {
         f32::NAN
     } else {
         m
@@ -590,7 +717,7 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> Option<f
         return Some(m as f64); // +inf, or -inf for empty / all -inf rows
     }
     let shift = Shift::of(m)?;
-    let sum = if fast_lse(m, n) {
+    let sum = if fast_lse(m, (n as f64).ln()) {
         let mut op = RoundedSumOp::<S, false>::new(s, shift);
         unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut op) };
         log_sum_one(s, op.total(s), 0.0, shift, m)

@@ -122,9 +122,10 @@ pub(crate) unsafe fn strip<S: Simd>(
     let mut ties = vec![0.0f32; w];
     // The maxima the entries are compared with to count ties apart: NaN (no entry matches)
     // in the columns whose logsumexp sums rounded terms, as the row kernel does (`fast_lse`).
+    let ln_n = (n as f64).ln();
     let m_ties: Vec<f32> = m
         .iter()
-        .map(|&m| tie_value(m, n, op == ColOp::Lse))
+        .map(|&m| tie_value(m, ln_n, op == ColOp::Lse))
         .collect();
     let mut i = 0;
     while i < n {

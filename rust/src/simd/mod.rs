@@ -185,8 +185,9 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `2^(k + bias)` for lanes holding `t = k + MAGIC32` (see [`crate::math::exp32`]), valid
     /// while `k + bias` is in [−126, 127].
     fn fpow2_from_magic(self, t: Self::F, bias: i32) -> Self::F;
-    /// [`Simd::fpow2_from_magic`] with a bias per lane: `bias` holds `127 + bias_lane` as the
-    /// i32 bit pattern of each lane (integer operations only, off the floating-point ports).
+    /// [`Simd::fpow2_from_magic`] with a bias per lane: the exponent field is the low 9 bits of
+    /// the integer sum of the bit patterns of `t` and `bias`, so `bias` may hold
+    /// `MAGIC32 + 127 + bias_lane` (its bits end in `127 + bias_lane`; integer operations only).
     fn fpow2_from_magic_lanes(self, t: Self::F, bias: Self::F) -> Self::F;
     /// Lanes `part·LANES .. (part+1)·LANES` of `v`, widened to f64 (`part < LANES32 / LANES`).
     fn widen(self, v: Self::F, part: usize) -> Self::V;
