@@ -125,15 +125,36 @@ unsafe fn for_blocks<S: Simd, Op: BlockOp<S>>(
         i += BLOCK;
     }
     if i < n {
-        let mut buf = [f32::NEG_INFINITY; BLOCK];
+        // The tail is read in place, padded with −inf, and its results go to a block-sized
+        // buffer first, then to `out` by partial stores.
+        let rest = n - i;
+        let mut v = [s.fsplat(f32::NEG_INFINITY); BLOCK];
+        for j in 0..nb::<S>() {
+            let at = j * S::LANES32;
+            // SAFETY (both loads): floats i + at .. + min(rest − at, LANES32) are in the row.
+            if at + S::LANES32 <= rest {
+                v[j] = unsafe { s.fload(x.add(i + at)) };
+            } else if at < rest {
+                v[j] = unsafe { s.fload_first(x.add(i + at), rest - at, f32::NEG_INFINITY) };
+            }
+        }
         let mut res = [0.0f32; BLOCK];
-        // SAFETY: n − i floats remain; results go to a block-sized buffer first.
-        unsafe {
-            std::ptr::copy_nonoverlapping(x.add(i), buf.as_mut_ptr(), n - i);
-            let v = load_block::<S>(s, buf.as_ptr());
-            op.block(s, &v, if out.is_null() { out } else { res.as_mut_ptr() });
-            if !out.is_null() {
-                std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
+        // SAFETY: `res` has room for a whole block.
+        unsafe { op.block(s, &v, if out.is_null() { out } else { res.as_mut_ptr() }) };
+        if !out.is_null() {
+            for j in 0..nb::<S>() {
+                let at = j * S::LANES32;
+                if at + S::LANES32 <= rest {
+                    // SAFETY: as above, for `out`; `res` holds the block's results.
+                    unsafe { s.fstore(out.add(i + at), s.fload(res.as_ptr().add(at))) };
+                } else {
+                    // The last few one by one: scalar loads of a vector just stored are
+                    // forwarded, and a masked vector store is slow on AMD machines.
+                    for k in at..rest {
+                        // SAFETY: i + k < n.
+                        unsafe { *out.add(i + k) = res[k] };
+                    }
+                }
             }
         }
     }

@@ -566,3 +566,47 @@ fn register_transposes_move_exactly_the_block() {
         }
     }
 }
+
+/// `fload_first` (a row's last partial vector) reads the first `count` floats and fills the
+/// rest, for every count on every ISA, from the very end of a buffer.
+#[test]
+fn partial_loads_fill_the_rest() {
+    struct Partial;
+    impl WithSimd for Partial {
+        type Output = Vec<Vec<f32>>;
+        fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+            let data: Vec<f32> = (1..=S::LANES32).map(|v| v as f32).collect();
+            let mut loads = Vec::new();
+            for count in 1..=S::LANES32 {
+                let mut lanes = vec![0.0f32; S::LANES32];
+                // SAFETY: the last `count` floats of `data` are readable; `lanes` holds a vector.
+                unsafe {
+                    let p = data.as_ptr().add(S::LANES32 - count);
+                    s.fstore(
+                        lanes.as_mut_ptr(),
+                        s.fload_first(p, count, f32::NEG_INFINITY),
+                    );
+                }
+                loads.push(lanes);
+            }
+            loads
+        }
+    }
+    for isa in Isa::supported() {
+        let loads = dispatch(isa, Partial);
+        let lanes = loads.len();
+        for (c, got) in loads.iter().enumerate() {
+            let count = c + 1;
+            let expected: Vec<f32> = (0..lanes)
+                .map(|l| {
+                    if l < count {
+                        (lanes - count + l + 1) as f32
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
+                .collect();
+            assert_eq!(got, &expected, "{isa:?}, count {count}");
+        }
+    }
+}

@@ -205,6 +205,11 @@ impl Simd for Scalar {
         unsafe { p.write_unaligned(v) }
     }
     #[inline(always)]
+    unsafe fn fload_first(self, p: *const f32, _count: usize, _fill: f32) -> f32 {
+        // SAFETY: count is 1 here; the caller guarantees it is readable.
+        unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
     unsafe fn load_f64(self, p: *const f64) -> f64 {
         // SAFETY: caller guarantees one readable element.
         unsafe { p.read_unaligned() }

@@ -215,6 +215,15 @@ impl Simd for Avx2 {
         unsafe { _mm256_storeu_ps(p, v) }
     }
     #[inline(always)]
+    unsafe fn fload_first(self, p: *const f32, count: usize, fill: f32) -> __m256 {
+        // Masked-off lanes are neither read nor able to fault.
+        unsafe {
+            let mask = first_lanes(count);
+            let v = _mm256_maskload_ps(p, mask);
+            _mm256_blendv_ps(_mm256_set1_ps(fill), v, _mm256_castsi256_ps(mask))
+        }
+    }
+    #[inline(always)]
     unsafe fn load_f64(self, p: *const f64) -> __m256d {
         unsafe { _mm256_loadu_pd(p) }
     }
@@ -237,6 +246,18 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn transpose4_f64(self, src: &[*const f64; 4], dst: &[*mut f64; 4]) {
         unsafe { transpose4_f64(src, dst) }
+    }
+}
+
+/// All bits set in the first `count` 32-bit lanes (`count ≤ 8`).
+#[inline(always)]
+fn first_lanes(count: usize) -> __m256i {
+    // SAFETY: AVX2 callers only (the CPU supports it).
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(count as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
     }
 }
 

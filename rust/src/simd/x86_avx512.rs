@@ -221,6 +221,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_storeu_ps(p, v) }
     }
     #[inline(always)]
+    unsafe fn fload_first(self, p: *const f32, count: usize, fill: f32) -> __m512 {
+        // Masked-off lanes are neither read nor able to fault.
+        unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes(count), p) }
+    }
+    #[inline(always)]
     unsafe fn load_f64(self, p: *const f64) -> __m512d {
         unsafe { _mm512_loadu_pd(p) }
     }
@@ -245,4 +250,10 @@ impl Simd for Avx512 {
     unsafe fn transpose4_f64(self, src: &[*const f64; 4], dst: &[*mut f64; 4]) {
         unsafe { super::x86_avx2::transpose4_f64(src, dst) }
     }
+}
+
+/// The first `count` of 16 lanes (`count ≤ 16`).
+#[inline(always)]
+fn first_lanes(count: usize) -> __mmask16 {
+    ((1u32 << count) - 1) as __mmask16
 }
