@@ -353,6 +353,35 @@ def test_short_rows_moved_in_register_blocks_match_single_rows(dtype, n, layout)
     np.testing.assert_array_equal(base, before)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [33, 64, 100, 101])
+@pytest.mark.parametrize("rows", [15, 16, 40])
+def test_medium_rows_by_the_tile_match_single_rows(dtype, n, rows):
+    """Rows of 33–100 elements go through the column tiles when a call has at least 16 of
+    them (fewer, and longer rows, stay on the row kernel, which the 1-D call uses): every row
+    equals the 1-D call on it bit for bit, with special values, `out=` and in place."""
+    rng = np.random.default_rng(n + rows)
+    x = (rng.standard_normal((rows, n)) * 20).astype(dtype)
+    x[1, n // 3] = np.nan
+    x[2, 0] = np.inf
+    x[3] = -np.inf
+    x[4, -1] = 1e6 if dtype == np.float32 else 2e9
+    x[5, : n // 2] = x[5].max()  # ties at the max
+    x[6] *= 0.01  # logsumexp near 0: exact sums
+    before = x.copy()
+    for fn in (softmax, log_softmax, logsumexp):
+        expected = np.stack([np.asarray(fn(r.copy())) for r in x])
+        np.testing.assert_array_equal(np.asarray(fn(x, axis=-1)), expected)
+        if fn is not logsumexp:
+            out = np.empty_like(x)
+            assert fn(x, axis=-1, out=out) is out
+            np.testing.assert_array_equal(out, expected)
+            inplace = x.copy()
+            fn(inplace, axis=-1, out=inplace)
+            np.testing.assert_array_equal(inplace, expected)
+    np.testing.assert_array_equal(x, before)
+
+
 @pytest.mark.parametrize("n", [3, 10, 24])
 def test_tile_lane_constants_match_single_rows(n):
     """A float32 tile whose 16 rows are free of NaN and have maxima within ±65536 (the f32-lane
