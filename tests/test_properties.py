@@ -354,12 +354,13 @@ def test_short_rows_moved_in_register_blocks_match_single_rows(dtype, n, layout)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [33, 64, 100, 101])
+@pytest.mark.parametrize("n", [33, 64, 100, 101, 200, 201])
 @pytest.mark.parametrize("rows", [15, 16, 40])
 def test_medium_rows_by_the_tile_match_single_rows(dtype, n, rows):
-    """Rows of 33–100 elements go through the column tiles when a call has at least 16 of
-    them (fewer, and longer rows, stay on the row kernel, which the 1-D call uses): every row
-    equals the 1-D call on it bit for bit, with special values, `out=` and in place."""
+    """Rows of 33–100 elements (float32 log_softmax: up to 200) go through the column tiles
+    when a call has at least 16 of them (fewer, and longer rows, stay on the row kernel, which
+    the 1-D call uses): every row equals the 1-D call on it bit for bit, with special values,
+    `out=`, in place and with a temperature."""
     rng = np.random.default_rng(n + rows)
     x = (rng.standard_normal((rows, n)) * 20).astype(dtype)
     x[1, n // 3] = np.nan
@@ -379,6 +380,8 @@ def test_medium_rows_by_the_tile_match_single_rows(dtype, n, rows):
             inplace = x.copy()
             fn(inplace, axis=-1, out=inplace)
             np.testing.assert_array_equal(inplace, expected)
+            hot = np.stack([np.asarray(fn(r.copy(), temperature=0.7)) for r in x])
+            np.testing.assert_array_equal(np.asarray(fn(x, axis=-1, temperature=0.7)), hot)
     np.testing.assert_array_equal(x, before)
 
 

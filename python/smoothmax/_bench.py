@@ -242,6 +242,8 @@ def _inputs(full: bool) -> list[_Input]:
         for dt in ("float32", "float64")
     ]
     if full:
+        # Medium rows: batches of them go through the 16-row tiles, single ones the row kernel.
+        specs += [_Input(s, dt) for s in ((2000, 50), (2000, 100)) for dt in ("float32", "float64")]
         specs.append(_Input((256, 128256), "float32", with_out=True))
         specs += [_Input((1000, 4096), dt, axis=0, with_out=True) for dt in ("float32", "float64")]
         specs += [

@@ -314,6 +314,11 @@ const SHORT_ROW: usize = 32;
 /// tile would pay for 16.
 const MEDIUM_ROW: usize = 100;
 
+/// [`MEDIUM_ROW`] for float32 log_softmax, whose row kernel has the largest fixed work (the
+/// per-row `exp` and `log1p` of the sum): the tiles measured 1.56× / 1.22× / 1.09× / 1.01×
+/// faster at 101 / 128 / 200 / 256 elements, 0.85× at 384.
+const MEDIUM_ROW_LOG32: usize = 200;
+
 /// Column tiles gathered together: for a reduction along axis 0 their rows are adjacent, and
 /// reading `GROUP` cache lines per `i` in one run keeps several misses in flight (one line per
 /// `i` left the copy waiting on each).
@@ -519,13 +524,27 @@ fn chunks_of(rows: Range<usize>, max: usize) -> impl Iterator<Item = (usize, usi
         .map(move |r| (r, max.min(rows.end - r)))
 }
 
+/// The longest contiguous rows a softmax sends to the tiles by the tile (see [`MEDIUM_ROW`]).
+/// With a temperature only the short ones: the tiles' generic passes sum in another order than
+/// the row kernel's and measured a last-bit difference in 1 of 66000 float64 results, where
+/// the shifted passes measured 1 in 2.7·10⁷ (float32 softmax).
+fn medium_row<E: Element>(sc: Scaling, log: bool) -> usize {
+    if sc.active {
+        SHORT_ROW
+    } else if log && !E::IS_F64 {
+        MEDIUM_ROW_LOG32
+    } else {
+        MEDIUM_ROW
+    }
+}
+
 /// Whether rows of this layout go to a column kernel: short rows, medium rows by the tile
-/// (see [`MEDIUM_ROW`]), or rows whose neighbours are adjacent in memory (a reduction along a
-/// non-last axis). Long rows with a stride of their own (`x[:, ::2]`) do better gathered one
-/// by one into the row kernel.
-fn use_columns<E: Element>(x: &Raw3<E>) -> bool {
+/// (up to `medium`, see [`MEDIUM_ROW`]), or rows whose neighbours are adjacent in memory (a
+/// reduction along a non-last axis). Long rows with a stride of their own (`x[:, ::2]`) do
+/// better gathered one by one into the row kernel.
+fn use_columns<E: Element>(x: &Raw3<E>, medium: usize) -> bool {
     x.n <= SHORT_ROW
-        || (x.n <= MEDIUM_ROW && x.rows >= VLANES)
+        || (x.n <= medium && x.rows >= VLANES)
         || (x.s_n != 1 && x.s_inner == 1 && x.inner >= VLANES)
 }
 
@@ -697,7 +716,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
         // SAFETY (whole body): the Raw views come from live views whose rows `self.rows` are
         // in bounds, and no other task touches these rows.
         match self.task {
-            Task::Lse { x, out } if use_columns(&x) => {
+            Task::Lse { x, out } if use_columns(&x, MEDIUM_ROW) => {
                 let mut lse = vec![0.0f64; strips32::STRIP];
                 for (r0, count, strip) in column_strips::<E>(&x, None, self.rows) {
                     if strip {
@@ -751,7 +770,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                     }
                 }
             }
-            Task::Softmax { x, out, sc, log } if use_columns(&x) => {
+            Task::Softmax { x, out, sc, log } if use_columns(&x, medium_row::<E>(sc, log)) => {
                 let op = if log {
                     ColOp::LogSoftmax
                 } else {
