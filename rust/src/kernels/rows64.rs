@@ -146,15 +146,35 @@ unsafe fn for_chunks<S: Simd, Op: ChunkOp<S>>(
         i += VLANES;
     }
     if i < n {
-        let mut buf = [f64::NEG_INFINITY; VLANES];
+        // The tail is read in place, padded with −inf (see `Simd::load_f64_first`), and its
+        // results go to a chunk-sized buffer first, then out whole vector by whole vector and
+        // the last few one by one.
+        let rest = n - i;
+        let mut v = [s.splat(f64::NEG_INFINITY); VLANES];
+        for j in 0..nv::<S>() {
+            let at = j * S::LANES;
+            // SAFETY (both loads): doubles i + at .. + min(rest − at, LANES) are in the row.
+            if at + S::LANES <= rest {
+                v[j] = unsafe { s.load_f64(x.add(i + at)) };
+            } else if at < rest {
+                v[j] = unsafe { s.load_f64_first(x.add(i + at), rest - at, f64::NEG_INFINITY) };
+            }
+        }
         let mut res = [0.0f64; VLANES];
-        // SAFETY: n − i doubles remain; results go to a chunk-sized buffer first.
-        unsafe {
-            std::ptr::copy_nonoverlapping(x.add(i), buf.as_mut_ptr(), n - i);
-            let o = if out.is_null() { out } else { res.as_mut_ptr() };
-            op.chunk(s, &load_chunk::<S, f64>(s, buf.as_ptr()), o);
-            if !out.is_null() {
-                std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(i), n - i);
+        // SAFETY: `res` has room for a whole chunk.
+        unsafe { op.chunk(s, &v, if out.is_null() { out } else { res.as_mut_ptr() }) };
+        if !out.is_null() {
+            for j in 0..nv::<S>() {
+                let at = j * S::LANES;
+                if at + S::LANES <= rest {
+                    // SAFETY: as above, for `out`; `res` holds the chunk's results.
+                    unsafe { s.store_f64(out.add(i + at), s.load_f64(res.as_ptr().add(at))) };
+                } else {
+                    for k in at..rest {
+                        // SAFETY: i + k < n.
+                        unsafe { *out.add(i + k) = res[k] };
+                    }
+                }
             }
         }
     }

@@ -567,13 +567,13 @@ fn register_transposes_move_exactly_the_block() {
     }
 }
 
-/// `fload_first` (a row's last partial vector) reads the first `count` floats and fills the
-/// rest, for every count on every ISA, from the very end of a buffer.
+/// `fload_first` / `load_f64_first` (a row's last partial vector) read the first `count`
+/// elements and fill the rest, for every count on every ISA, from the very end of a buffer.
 #[test]
 fn partial_loads_fill_the_rest() {
     struct Partial;
     impl WithSimd for Partial {
-        type Output = Vec<Vec<f32>>;
+        type Output = (Vec<Vec<f32>>, Vec<Vec<f64>>);
         fn with_simd<S: Simd>(self, s: S) -> Self::Output {
             let data: Vec<f32> = (1..=S::LANES32).map(|v| v as f32).collect();
             let mut loads = Vec::new();
@@ -582,31 +582,56 @@ fn partial_loads_fill_the_rest() {
                 // SAFETY: the last `count` floats of `data` are readable; `lanes` holds a vector.
                 unsafe {
                     let p = data.as_ptr().add(S::LANES32 - count);
-                    s.fstore(
-                        lanes.as_mut_ptr(),
-                        s.fload_first(p, count, f32::NEG_INFINITY),
-                    );
+                    let v = s.fload_first(p, count, f32::NEG_INFINITY);
+                    s.fstore(lanes.as_mut_ptr(), v);
                 }
                 loads.push(lanes);
             }
-            loads
+            let data: Vec<f64> = (1..=S::LANES).map(|v| v as f64).collect();
+            let mut loads64 = Vec::new();
+            for count in 1..=S::LANES {
+                let mut lanes = vec![0.0f64; S::LANES];
+                // SAFETY: as above, for doubles.
+                unsafe {
+                    let p = data.as_ptr().add(S::LANES - count);
+                    let v = s.load_f64_first(p, count, f64::NEG_INFINITY);
+                    s.store_f64(lanes.as_mut_ptr(), v);
+                }
+                loads64.push(lanes);
+            }
+            (loads, loads64)
         }
     }
+    /// Lane `l` of a load of the last `count` of `lanes` values 1, 2, …: the value, or `−inf`.
+    fn expected(lanes: usize, count: usize) -> Vec<f64> {
+        (0..lanes)
+            .map(|l| {
+                if l < count {
+                    (lanes - count + l + 1) as f64
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect()
+    }
     for isa in Isa::supported() {
-        let loads = dispatch(isa, Partial);
-        let lanes = loads.len();
+        let (loads, loads64) = dispatch(isa, Partial);
         for (c, got) in loads.iter().enumerate() {
-            let count = c + 1;
-            let expected: Vec<f32> = (0..lanes)
-                .map(|l| {
-                    if l < count {
-                        (lanes - count + l + 1) as f32
-                    } else {
-                        f32::NEG_INFINITY
-                    }
-                })
-                .collect();
-            assert_eq!(got, &expected, "{isa:?}, count {count}");
+            let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+            assert_eq!(
+                got,
+                expected(loads.len(), c + 1),
+                "{isa:?}, f32 count {}",
+                c + 1
+            );
+        }
+        for (c, got) in loads64.iter().enumerate() {
+            assert_eq!(
+                got,
+                &expected(loads64.len(), c + 1),
+                "{isa:?}, f64 count {}",
+                c + 1
+            );
         }
     }
 }

@@ -223,6 +223,12 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// `p` must be valid for reading `LANES` floats.
     unsafe fn load_f32(self, p: *const f32) -> Self::V;
+    /// The first `count` doubles at `p` (`1 ≤ count ≤ LANES`), the other lanes `fill`; the
+    /// doubles past `count` are not read (see [`Simd::fload_first`]).
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `count` doubles.
+    unsafe fn load_f64_first(self, p: *const f64, count: usize, fill: f64) -> Self::V;
     /// Store `LANES` doubles.
     ///
     /// # Safety

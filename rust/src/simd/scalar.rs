@@ -205,6 +205,11 @@ impl Simd for Scalar {
         unsafe { p.write_unaligned(v) }
     }
     #[inline(always)]
+    unsafe fn load_f64_first(self, p: *const f64, _count: usize, _fill: f64) -> f64 {
+        // SAFETY: count is 1 here; the caller guarantees it is readable.
+        unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
     unsafe fn fload_first(self, p: *const f32, _count: usize, _fill: f32) -> f32 {
         // SAFETY: count is 1 here; the caller guarantees it is readable.
         unsafe { p.read_unaligned() }

@@ -215,6 +215,18 @@ impl Simd for Avx2 {
         unsafe { _mm256_storeu_ps(p, v) }
     }
     #[inline(always)]
+    unsafe fn load_f64_first(self, p: *const f64, count: usize, fill: f64) -> __m256d {
+        // Masked-off lanes are neither read nor able to fault.
+        unsafe {
+            let mask = _mm256_cmpgt_epi64(
+                _mm256_set1_epi64x(count as i64),
+                _mm256_setr_epi64x(0, 1, 2, 3),
+            );
+            let v = _mm256_maskload_pd(p, mask);
+            _mm256_blendv_pd(_mm256_set1_pd(fill), v, _mm256_castsi256_pd(mask))
+        }
+    }
+    #[inline(always)]
     unsafe fn fload_first(self, p: *const f32, count: usize, fill: f32) -> __m256 {
         // Masked-off lanes are neither read nor able to fault.
         unsafe {

@@ -221,6 +221,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_storeu_ps(p, v) }
     }
     #[inline(always)]
+    unsafe fn load_f64_first(self, p: *const f64, count: usize, fill: f64) -> __m512d {
+        // Masked-off lanes are neither read nor able to fault.
+        unsafe { _mm512_mask_loadu_pd(_mm512_set1_pd(fill), first_lanes(count) as __mmask8, p) }
+    }
+    #[inline(always)]
     unsafe fn fload_first(self, p: *const f32, count: usize, fill: f32) -> __m512 {
         // Masked-off lanes are neither read nor able to fault.
         unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes(count), p) }
