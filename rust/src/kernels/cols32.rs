@@ -1,6 +1,7 @@
 //! float32 kernels across 16 rows at once ("columns"): for reductions along a non-contiguous
-//! axis (axis 0 of a C array, say) and for many short rows, where a per-row kernel pays its
-//! horizontal reductions and fixed costs for every few elements.
+//! axis (axis 0 of a C array, say) and for many short or medium rows (see the driver's
+//! `SHORT_ROW` and `MEDIUM_ROW`), where a per-row kernel pays its horizontal reductions and
+//! fixed costs for every few elements.
 //!
 //! A tile of up to 16 rows of length `n` is laid out as `n × 16` (element `i` of row `b` at
 //! `i·16 + b`, padded rows hold `−inf`), so each vector holds the same element of 16 rows and
