@@ -16,8 +16,8 @@
 
 use super::rows::{two_sum_v, Scaling};
 use super::rows32::{
-    exp_terms, f32_pairs, log_sums_of_lanes, lse_term, minus_pair, nf, ratio, tie_value,
-    times_pair, LaneShift, Shift, TileSums, M_LIMIT,
+    exp_terms, f32_pairs, log_sums, lse_term, minus_pair, nf, ratio, tie_value, times_pair,
+    LaneShift, LineSums, Shift, M_LIMIT,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -111,7 +111,7 @@ pub(crate) unsafe fn tile<S: Simd>(
         // SAFETY: element i of every row exists.
         unsafe { sums.step(s, tile.add(i * VLANES), 1, softmax, lanes) };
     }
-    let mut lane_sums = TileSums {
+    let mut lane_sums = LineSums {
         acc: [0.0; VLANES],
         lo: [0.0; VLANES],
         ties: [0.0; VLANES],
@@ -134,42 +134,12 @@ pub(crate) unsafe fn tile<S: Simd>(
         }
     }
 
-    // Pass 3. The per-lane constants are computed in vector lanes by the same operations as
-    // the row kernels' scalar ones, so every lane returns what its row alone would.
-    if softmax {
-        let mut inv = [0.0f64; VLANES];
-        for a in 0..VLANES / S::LANES {
-            let at = a * S::LANES;
-            // SAFETY: the arrays hold VLANES doubles.
-            unsafe {
-                let total = s.load_f64(lane_sums.acc.as_ptr().add(at));
-                s.store_f64(inv.as_mut_ptr().add(at), s.div(s.splat(1.0), total));
-            }
-        }
-        let (inv_hi, inv_lo) = f32_pairs(s, &inv, &[0.0; VLANES]);
-        // SAFETY: the arrays hold VLANES floats; the tile holds n·16.
-        unsafe { rewrite_lanes(s, tile, n, (&inv_hi, &inv_lo), false) };
-    } else {
-        let logs = log_sums_of_lanes(s, &lane_sums);
-        let (mut c, mut err) = ([0.0f64; VLANES], [0.0f64; VLANES]);
-        for a in 0..VLANES / S::LANES {
-            let at = a * S::LANES;
-            // SAFETY: the arrays hold VLANES values.
-            unsafe {
-                let m = s.load_f32(ms.as_ptr().add(at));
-                // m + log S as an f64 pair first: log S may be far below ulp(m).
-                let (sum, e) = two_sum_v(s, m, s.load_f64(logs.as_ptr().add(at)));
-                s.store_f64(c.as_mut_ptr().add(at), sum);
-                s.store_f64(err.as_mut_ptr().add(at), e);
-            }
-        }
-        if op == ColOp::Lse {
-            // ms[b] + logs[b], the high part of the pair.
-            *lse = c;
-        } else {
-            let (c_hi, c_lo) = f32_pairs(s, &c, &err);
-            // SAFETY: as above.
-            unsafe { rewrite_lanes(s, tile, n, (&c_hi, &c_lo), true) };
+    // Pass 3.
+    match line_results(s, &lane_sums, op) {
+        LineResults::Lse(values) => *lse = values,
+        LineResults::Pair(hi, lo) => {
+            // SAFETY: the arrays hold VLANES floats; the tile holds n·16.
+            unsafe { rewrite_lanes(s, tile, n, (&hi, &lo), op == ColOp::LogSoftmax) };
         }
     }
 
@@ -178,6 +148,52 @@ pub(crate) unsafe fn tile<S: Simd>(
         unsafe { finish_far_lanes(s, tile, n, op, saved_far, lse) };
         unsafe { finish_special_lanes(tile, n, op, saved, lse) };
     }
+}
+
+/// What pass 3 of 16 lines (a tile's lanes or 16 strip columns) needs, from [`line_results`].
+pub(crate) enum LineResults {
+    /// logsumexp: `m + log S`.
+    Lse([f64; VLANES]),
+    /// An f32 pair `(hi, lo)` per line: `1/S` for softmax, `m + log S` for log_softmax.
+    Pair([f32; VLANES], [f32; VLANES]),
+}
+
+/// The results of 16 lines from their pass-2 sums, in vector lanes by the same operations as
+/// the row kernels' scalar ones, so every line returns what its row alone would.
+#[inline(always)]
+pub(crate) fn line_results<S: Simd>(s: S, sums: &LineSums, op: ColOp) -> LineResults {
+    if op == ColOp::Softmax {
+        let mut inv = [0.0f64; VLANES];
+        for a in 0..VLANES / S::LANES {
+            let at = a * S::LANES;
+            // SAFETY: the arrays hold VLANES doubles.
+            unsafe {
+                let total = s.load_f64(sums.acc.as_ptr().add(at));
+                s.store_f64(inv.as_mut_ptr().add(at), s.div(s.splat(1.0), total));
+            }
+        }
+        let (hi, lo) = f32_pairs(s, &inv, &[0.0; VLANES]);
+        return LineResults::Pair(hi, lo);
+    }
+    let logs = log_sums(s, sums);
+    let (mut c, mut err) = ([0.0f64; VLANES], [0.0f64; VLANES]);
+    for a in 0..VLANES / S::LANES {
+        let at = a * S::LANES;
+        // SAFETY: the arrays hold VLANES values.
+        unsafe {
+            let m = s.load_f32(sums.m.as_ptr().add(at));
+            // m + log S as an f64 pair first: log S may be far below ulp(m).
+            let (sum, e) = two_sum_v(s, m, s.load_f64(logs.as_ptr().add(at)));
+            s.store_f64(c.as_mut_ptr().add(at), sum);
+            s.store_f64(err.as_mut_ptr().add(at), e);
+        }
+    }
+    if op == ColOp::Lse {
+        // The high part of the pair: m + log S rounded once.
+        return LineResults::Lse(c);
+    }
+    let (hi, lo) = f32_pairs(s, &c, &err);
+    LineResults::Pair(hi, lo)
 }
 
 /// The lanes saved by [`save_special_lanes`] (their rows finished by the row kernels).

@@ -125,8 +125,9 @@ unsafe fn for_blocks<S: Simd, Op: BlockOp<S>>(
         i += BLOCK;
     }
     if i < n {
-        // The tail is read in place, padded with −inf, and its results go to a block-sized
-        // buffer first, then to `out` by partial stores.
+        // The tail is read in place, padded with −inf (see `Simd::fload_first`), and its
+        // results go to a block-sized buffer first, then out whole vector by whole vector and
+        // the last few one by one.
         let rest = n - i;
         let mut v = [s.fsplat(f32::NEG_INFINITY); BLOCK];
         for j in 0..nb::<S>() {
@@ -549,56 +550,15 @@ unsafe fn lse_sum<S: Simd>(s: S, x: *const f32, n: usize, m: f32, shift: Shift) 
     log_sum_one(s, total, count, shift, m)
 }
 
-/// Per line (a row, a tile lane or a strip column), what [`log_sums`] needs: the pass-2 sum
-/// relative to the shift (scaled by 2⁶⁴), the number of max entries counted apart, the max
-/// and the shift.
-#[derive(Clone, Copy)]
-pub(crate) struct LineSums {
-    pub total: f64,
-    pub count: f64,
-    pub m: f32,
-    pub shift: Shift,
-}
-
-impl LineSums {
-    /// A tile lane's or strip column's sums: its f64 sum `acc`, its f32 low parts `lo`, its
-    /// count of max entries and the value it compared entries with (NaN for a fast
-    /// logsumexp line, see [`tie_value`], which drops its low parts as the row kernel does).
-    pub fn of_line(acc: f64, lo: f32, ties: f32, tie: f32, m: f32, shift: Shift) -> Self {
-        LineSums {
-            total: acc + if tie.is_nan() { 0.0 } else { lo as f64 },
-            count: ties as f64,
-            m,
-            shift,
-        }
-    }
-}
-
-/// `log S`, `S = count + total·2⁻⁶⁴·e^{K_m·LN2_HI − m}`, for up to 16 lines at once, in f64
-/// lanes: the factor by [`exp_v`] and the logarithm as `log1p((count − 1) + others)` by
-/// [`log1p_v`] (within 2⁻⁵⁰ relative; `count − 1` is exact and `others` carries `S − 1` to
-/// full relative accuracy when one max entry is counted apart). One function for rows, tiles
-/// and strips, so every layout returns the same results; in vector lanes because per-line libm
-/// `exp` and `log1p` calls cost 7–14% of a float32 log_softmax or logsumexp of 10-element rows.
+/// `log S`, `S = count + total·2⁻⁶⁴·e^{K_m·LN2_HI − m}`, of 16 lines (a tile's lanes or 16
+/// strip columns) from their pass-2 results, in f64 lanes: the factor by [`exp_v`] and the
+/// logarithm as `log1p((count − 1) + others)` by [`log1p_v`] (within 2⁻⁵⁰ relative;
+/// `count − 1` is exact and `others` carries `S − 1` to full relative accuracy when one max
+/// entry is counted apart). Rows take the same operations through [`log_sum_one`], so every
+/// layout returns the same results; in vector lanes because per-line libm `exp` and `log1p`
+/// calls cost 7–14% of a float32 log_softmax or logsumexp of 10-element rows.
 #[inline(always)]
-pub(crate) fn log_sums<S: Simd>(s: S, lines: &[LineSums]) -> [f64; VLANES] {
-    debug_assert!(lines.len() <= VLANES);
-    let mut total = [0.0f64; VLANES];
-    let mut count = [1.0f64; VLANES];
-    let mut d = [0.0f64; VLANES];
-    for (b, line) in lines.iter().enumerate() {
-        total[b] = line.total;
-        count[b] = line.count;
-        // K_m·LN2_HI is exact in f64; the difference (|d| ≤ 0.35) rounds once.
-        d[b] = (line.shift.k_m as f64).mul_add(LN2_HI as f64, -(line.m as f64));
-    }
-    log_sums_of(s, &total, &count, &d, lines.len())
-}
-
-/// [`log_sums`] of a tile's 16 lanes from its per-lane arrays (as [`LineSums::of_line`] takes
-/// them, with `K_m` as floats), built in vector lanes by the same operations.
-#[inline(always)]
-pub(crate) fn log_sums_of_lanes<S: Simd>(s: S, sums: &TileSums) -> [f64; VLANES] {
+pub(crate) fn log_sums<S: Simd>(s: S, sums: &LineSums) -> [f64; VLANES] {
     let mut total = [0.0f64; VLANES];
     let mut count = [1.0f64; VLANES];
     let mut d = [0.0f64; VLANES];
@@ -606,6 +566,8 @@ pub(crate) fn log_sums_of_lanes<S: Simd>(s: S, sums: &TileSums) -> [f64; VLANES]
         let at = a * S::LANES;
         // SAFETY: at + LANES <= VLANES for every array.
         unsafe {
+            // A line compared with NaN (a fast logsumexp line, see [`tie_value`]) drops its
+            // low parts, as the row kernel does.
             let lo = s.load_f32(sums.lo.as_ptr().add(at));
             let dropped = s.is_nan(s.load_f32(sums.tie.as_ptr().add(at)));
             let acc = s.load_f64(sums.acc.as_ptr().add(at));
@@ -617,7 +579,8 @@ pub(crate) fn log_sums_of_lanes<S: Simd>(s: S, sums: &TileSums) -> [f64; VLANES]
                 count.as_mut_ptr().add(at),
                 s.load_f32(sums.ties.as_ptr().add(at)),
             );
-            // 0 − m is −m exactly except for m = 0, where either zero gives the same sum.
+            // K_m·LN2_HI is exact in f64; the difference (|d| ≤ 0.35) rounds once. 0 − m is
+            // −m exactly except for m = 0, where either zero gives the same sum.
             let minus_m = s.sub(s.splat(0.0), s.load_f32(sums.m.as_ptr().add(at)));
             let k_m = s.load_f32(sums.k_m.as_ptr().add(at));
             s.store_f64(
@@ -629,8 +592,9 @@ pub(crate) fn log_sums_of_lanes<S: Simd>(s: S, sums: &TileSums) -> [f64; VLANES]
     log_sums_of(s, &total, &count, &d, VLANES)
 }
 
-/// A tile's per-lane pass-2 results, the inputs of [`log_sums_of_lanes`].
-pub(crate) struct TileSums {
+/// The pass-2 results of 16 lines (a tile's lanes or 16 strip columns), the inputs of
+/// [`log_sums`].
+pub(crate) struct LineSums {
     /// The f64 sums (scaled by 2⁶⁴).
     pub acc: [f64; VLANES],
     /// The f32 sums of the exact low parts.
@@ -641,7 +605,7 @@ pub(crate) struct TileSums {
     pub tie: [f32; VLANES],
     /// The maxima.
     pub m: [f32; VLANES],
-    /// `K_m` of each lane's shift.
+    /// `K_m` of each line's shift.
     pub k_m: [f32; VLANES],
 }
 
@@ -675,18 +639,16 @@ fn log_sums_of<S: Simd>(
     logs
 }
 
-/// [`log_sums`] of one line.
+/// [`log_sums`] of one line (a row) with its sum `total` (low parts included) and `count`
+/// max entries.
 #[inline(always)]
 fn log_sum_one<S: Simd>(s: S, total: f64, count: f64, shift: Shift, m: f32) -> f64 {
-    log_sums(
-        s,
-        &[LineSums {
-            total,
-            count,
-            m,
-            shift,
-        }],
-    )[0]
+    let (mut totals, mut counts, mut d) = ([0.0f64; VLANES], [1.0f64; VLANES], [0.0f64; VLANES]);
+    totals[0] = total;
+    counts[0] = count;
+    // As in `log_sums`: the same fused multiply-add.
+    d[0] = (shift.k_m as f64).mul_add(LN2_HI as f64, -(m as f64));
+    log_sums_of(s, &totals, &counts, &d, 1)[0]
 }
 
 /// Whether a logsumexp over `n` entries with maximum `m` is certain to be at least

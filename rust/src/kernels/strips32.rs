@@ -17,11 +17,9 @@
 // Kernels index several per-column arrays with one index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::cols32::ColOp;
-use super::rows::two_sum;
+use super::cols32::{line_results, ColOp, LineResults};
 use super::rows32::{
-    exp_terms, f32_pair, log_sums, lse_term, minus_pair, nf, ratio, tie_value, times_pair,
-    LaneShift, LineSums, Shift,
+    exp_terms, lse_term, minus_pair, nf, ratio, tie_value, times_pair, LaneShift, LineSums, Shift,
 };
 use crate::simd::{Simd, VLANES};
 
@@ -161,32 +159,26 @@ pub(crate) unsafe fn strip<S: Simd>(
     // Pass 3.
     let mut pair_hi = vec![0.0f32; w];
     let mut pair_lo = vec![0.0f32; w];
-    if softmax {
-        for c in 0..w {
-            (pair_hi[c], pair_lo[c]) = f32_pair(1.0 / acc[c], 0.0);
-        }
-    } else {
-        let mut logs = vec![0.0f64; w];
-        for c0 in (0..w).step_by(VLANES) {
-            let lines: [LineSums; VLANES] = std::array::from_fn(|b| {
-                let c = c0 + b;
-                LineSums::of_line(acc[c], lo[c], ties[c], m_ties[c], m[c], shifts[c])
-            });
-            logs[c0..c0 + VLANES].copy_from_slice(&log_sums(s, &lines));
-        }
-        for c in 0..w {
-            let log_sum = logs[c];
-            if op == ColOp::Lse {
-                lse[c] = m[c] as f64 + log_sum;
-            } else {
-                // m + log S as an f64 pair first: log S may be far below ulp(m).
-                let (sum, err) = two_sum(m[c] as f64, log_sum);
-                (pair_hi[c], pair_lo[c]) = f32_pair(sum, err);
+    for c0 in (0..w).step_by(VLANES) {
+        let columns = c0..c0 + VLANES;
+        let sums = LineSums {
+            acc: acc[columns.clone()].try_into().expect("16 columns"),
+            lo: lo[columns.clone()].try_into().expect("16 columns"),
+            ties: ties[columns.clone()].try_into().expect("16 columns"),
+            tie: m_ties[columns.clone()].try_into().expect("16 columns"),
+            m: m[columns.clone()].try_into().expect("16 columns"),
+            k_m: std::array::from_fn(|b| shifts[c0 + b].k_m as f32),
+        };
+        match line_results(s, &sums, op) {
+            LineResults::Lse(values) => lse[columns].copy_from_slice(&values),
+            LineResults::Pair(hi, lo) => {
+                pair_hi[columns.clone()].copy_from_slice(&hi);
+                pair_lo[columns].copy_from_slice(&lo);
             }
         }
-        if op == ColOp::Lse {
-            return true;
-        }
+    }
+    if op == ColOp::Lse {
+        return true;
     }
     // softmax rescales the y it left in `out`; log_softmax writes (x − hi) − lo.
     let src = if softmax { out } else { x };
