@@ -37,7 +37,11 @@ def _compute(x, b, mask):
     }
 
 
-@pytest.mark.parametrize("shape", [(300, 5000), (1, 200_000), (5000, 3)], ids=str)
+# (2000, 50) float64 and (9000, 30) float32: batches of short rows in 16-row tiles, split over
+# threads (float64 rows count three times a float32 row's work toward the threshold).
+@pytest.mark.parametrize(
+    "shape", [(300, 5000), (1, 200_000), (5000, 3), (2000, 50), (9000, 30)], ids=str
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_bit_identical_across_thread_counts(dtype, shape, restore_threads):
     rng = np.random.default_rng(list(shape))

@@ -9,17 +9,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::error::KernelError;
+use crate::simd::VLANES;
 
 /// Environment variable read once for the initial thread count.
 pub const THREADS_ENV: &str = "SMOOTHMAX_NUM_THREADS";
 
-/// Work (elements) below which a call runs on the calling thread. Measured with
-/// `benches/threads.py` on the 2-vCPU development VM: at 2¹⁶ elements 2 threads were slower
-/// (×0.92–0.98), from 2¹⁸ usually faster (×1.4); waking an idle vCPU is what costs.
-pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 18;
+/// Work below which a call runs on the calling thread, in float32 elements of the row passes
+/// (a float64 element counts [`crate::simd::Element::WORK`] = 3, a float32 one 1). Measured
+/// with `benches/threads.py` on the 2-vCPU development VM: at 2¹⁶ float32 elements 2 threads
+/// were slower (×0.92–0.98), from 2¹⁸ usually faster (×1.4); waking an idle vCPU is what
+/// costs, and it costs the same time whatever the dtype, so float64 calls of a third of the
+/// elements (the same ~150 µs of work) start two threads too.
+pub const PARALLEL_MIN_WORK: usize = 1 << 18;
 
-/// The smallest range of work (elements) handed to one thread at a time.
-const MIN_RANGE_ELEMENTS: usize = 1 << 14;
+/// The smallest range of work (float32 elements) handed to one thread at a time.
+const MIN_RANGE_WORK: usize = 1 << 14;
 
 struct PoolState {
     threads: usize,
@@ -83,19 +87,19 @@ fn pool() -> Option<Arc<ThreadPool>> {
 }
 
 /// Run `task` over `0..rows`, split into contiguous ranges across the pool when the work
-/// (`rows × row_len` elements) is large enough.
+/// (`rows × row_work`, in float32 elements: see [`PARALLEL_MIN_WORK`]) is large enough.
 ///
 /// The caller works too and never waits for a pool thread to wake: it takes ranges from a
 /// shared counter until none is left, then waits only for the ranges helpers are running. A
 /// helper that wakes after that finds the counter spent and returns without touching `task`
 /// (on this VM a parked thread took longer to wake than a 10⁶-element call: waiting for it
 /// made calls spaced by idle time slower on two threads than on one).
-pub fn for_row_ranges<F>(rows: usize, row_len: usize, task: F)
+pub fn for_row_ranges<F>(rows: usize, row_work: usize, task: F)
 where
     F: Fn(std::ops::Range<usize>) + Sync,
 {
-    let work = rows.saturating_mul(row_len.max(1));
-    let pool = if rows > 1 && work >= PARALLEL_MIN_ELEMENTS {
+    let work = rows.saturating_mul(row_work.max(1));
+    let pool = if rows > 1 && work >= PARALLEL_MIN_WORK {
         pool()
     } else {
         None
@@ -106,10 +110,16 @@ where
     };
     let threads = pool.current_num_threads() + 1;
     // Many ranges per thread keep the end of a call balanced (a late-waking worker or a slow
-    // row costs one small range); each range stays ≥ 16K elements, so taking one (an atomic
-    // add) is noise next to its work.
-    let min_rows = (MIN_RANGE_ELEMENTS / row_len.max(1)).max(1);
-    let per_task = rows.div_ceil(threads * 16).max(min_rows);
+    // row costs one small range); each range stays ≥ 16K float32 elements of work, so taking
+    // one (an atomic add) is noise next to it.
+    let min_rows = (MIN_RANGE_WORK / row_work.max(1)).max(1);
+    // Whole multiples of VLANES rows: kernels that take short rows or columns 16 at a time
+    // (tiles, strips) would otherwise pad a partial group at every range's end (float64
+    // (2000, 50) calls were 5–7% slower where the caller ran all the ranges itself).
+    let per_task = rows
+        .div_ceil(threads * 16)
+        .max(min_rows)
+        .next_multiple_of(VLANES);
     let task: &(dyn Fn(std::ops::Range<usize>) + Sync) = &task;
     // SAFETY: the pointer outlives its lifetime only inside `Ranges`, which dereferences it for
     // a claimed range alone; every claim happens before this function returns (see `drain`).
@@ -207,7 +217,7 @@ impl Ranges {
 }
 
 /// Split `0..rows` into one contiguous slab per thread (a single slab when `work`, in
-/// element-equivalents, is below [`PARALLEL_MIN_ELEMENTS`]), run `task` on each and return
+/// element-equivalents, is below [`PARALLEL_MIN_WORK`]), run `task` on each and return
 /// the results in slab order.
 ///
 /// For reductions whose partial results are merged afterwards: the split depends only on
@@ -217,7 +227,7 @@ where
     T: Send,
     F: Fn(std::ops::Range<usize>) -> T + Sync,
 {
-    let pool = if rows > 1 && work >= PARALLEL_MIN_ELEMENTS {
+    let pool = if rows > 1 && work >= PARALLEL_MIN_WORK {
         pool()
     } else {
         None
@@ -257,7 +267,7 @@ mod tests {
         for call in 0..200 {
             let rows = 64 + call * 7;
             let seen: Vec<AtomicUsize> = (0..rows).map(|_| AtomicUsize::new(0)).collect();
-            for_row_ranges(rows, PARALLEL_MIN_ELEMENTS / 64, |range| {
+            for_row_ranges(rows, PARALLEL_MIN_WORK / 64, |range| {
                 for r in range {
                     seen[r].fetch_add(1, Ordering::Relaxed);
                 }
@@ -269,6 +279,27 @@ mod tests {
             if call % 10 == 0 {
                 std::thread::sleep(std::time::Duration::from_millis(3));
             }
+        }
+        set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get())).unwrap();
+    }
+
+    /// Ranges start at multiples of VLANES rows (whole tiles) and cover every row once.
+    #[test]
+    fn ranges_hold_whole_groups_of_rows() {
+        set_num_threads(2).unwrap();
+        for (rows, row_work) in [(2000, 150), (1000, 1000), (77, 1 << 14), (5000, 3 << 10)] {
+            let ranges = Mutex::new(Vec::new());
+            for_row_ranges(rows, row_work, |range| ranges.lock().unwrap().push(range));
+            let mut ranges = ranges.into_inner().unwrap();
+            ranges.sort_by_key(|r| r.start);
+            assert!(ranges.len() > 1, "{rows} rows of {row_work}: not split");
+            let mut next = 0;
+            for r in &ranges {
+                assert_eq!(r.start, next, "{rows} rows of {row_work}: {ranges:?}");
+                assert_eq!(r.start % VLANES, 0, "{rows} rows of {row_work}: {ranges:?}");
+                next = r.end;
+            }
+            assert_eq!(next, rows);
         }
         set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get())).unwrap();
     }

@@ -840,7 +840,7 @@ fn run_rows<E: Element>(task: Task<E>, rows: usize, n: usize) -> Result<(), Kern
 }
 
 fn run_rows_on<E: Element>(isa: Isa, task: Task<E>, rows: usize, n: usize) {
-    for_row_ranges(rows, n, |range| {
+    for_row_ranges(rows, n.saturating_mul(E::WORK), |range| {
         dispatch(isa, RowsJob { task, rows: range })
     });
 }

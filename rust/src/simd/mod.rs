@@ -46,6 +46,10 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn from_f64(x: f64) -> Self;
     /// `true` for `f64`: sums need compensation and `x - max` needs its rounding error carried.
     const IS_F64: bool;
+    /// The row passes' work per element in float32 elements (what the threads' threshold
+    /// counts): float64 softmax, log_softmax and logsumexp take 3.0–3.4× float32's time per
+    /// element on the AVX2 development VM (`benches/threads.py` prints both).
+    const WORK: usize;
 }
 
 impl Element for f32 {
@@ -68,6 +72,7 @@ impl Element for f32 {
         x as f32
     }
     const IS_F64: bool = false;
+    const WORK: usize = 1;
 }
 
 impl Element for f64 {
@@ -90,6 +95,7 @@ impl Element for f64 {
         x
     }
     const IS_F64: bool = true;
+    const WORK: usize = 3;
 }
 
 /// Operations on a vector of `LANES` `f64` values.
