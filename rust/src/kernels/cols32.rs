@@ -17,7 +17,7 @@
 use super::rows::{two_sum_v, Scaling};
 use super::rows32::{
     exp_terms, f32_pairs, log_sums, lse_term, minus_pair, nf, ratio, tie_value, times_pair,
-    LaneShift, LineSums, Shift, M_LIMIT,
+    widened_sums, LaneShift, LineSums, Shift, M_LIMIT,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -119,10 +119,7 @@ pub(crate) unsafe fn tile<S: Simd>(
         m: ms,
         k_m,
     };
-    for a in 0..VLANES / S::LANES {
-        // SAFETY: acc holds VLANES doubles.
-        unsafe { s.store_f64(lane_sums.acc.as_mut_ptr().add(a * S::LANES), sums.acc[a]) };
-    }
+    lane_sums.acc = widened_sums(s, &sums.acc);
     for j in 0..nf::<S>() {
         // SAFETY: the arrays hold VLANES floats.
         unsafe {
@@ -300,7 +297,7 @@ impl<S: Simd> ColSums<S> {
             };
             for r in 0..ratio::<S>() {
                 let k = a * ratio::<S>() + r;
-                self.acc[k] = s.add(self.acc[k], s.widen(y, r));
+                self.acc[k] = s.add(self.acc[k], s.widen_scaled(y, r));
             }
         }
     }

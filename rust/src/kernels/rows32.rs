@@ -38,7 +38,7 @@ use super::rows::{spill, tree, two_sum};
 use crate::math::exp::{exp_v, Degree};
 use crate::math::exp32::{exp32_shifted_n, LN2_HI, LOG2_E, MAGIC32};
 use crate::math::log::log1p_v;
-use crate::simd::{Simd, VLANES};
+use crate::simd::{Simd, VLANES, WIDEN_SCALE};
 
 /// `2⁶⁴`: sums are scaled by it so that `2^(k+64)` is a normal float for every kept `k`.
 pub(crate) const SCALE: f64 = 18_446_744_073_709_551_616.0;
@@ -397,7 +397,7 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
 
     /// `Σ y` (scaled by 2⁶⁴).
     fn total(&self, s: S) -> f64 {
-        tree(spill(s, &self.acc), |a, b| a + b)
+        tree(widened_sums(s, &self.acc), |a, b| a + b)
     }
 }
 
@@ -413,16 +413,29 @@ impl<S: Simd, const STORE: bool> BlockOp<S> for RoundedSumOp<S, STORE> {
             }
             for i in 0..ratio::<S>() {
                 let a = acc_index::<S>(j, i);
-                self.acc[a] = s.add(self.acc[a], s.widen(y, i));
+                self.acc[a] = s.add(self.acc[a], s.widen_scaled(y, i));
             }
         }
     }
 }
 
+/// The 16 lanes' sums of [`Simd::widen_scaled`] terms (accumulated at [`acc_index`]) in lane
+/// order and unscaled: the sums of the widened terms exactly (scaling by 2⁻⁸⁹⁶ changes no
+/// rounding: the terms are multiples of 2⁻¹⁰⁴⁵, so sums in the subnormal range are exact).
+#[inline(always)]
+pub(crate) fn widened_sums<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES] {
+    let mut acc = *acc;
+    for a in 0..nf::<S>() {
+        s.natural_lanes(&mut acc[a * ratio::<S>()..(a + 1) * ratio::<S>()]);
+    }
+    spill(s, &acc).map(|v| v * WIDEN_SCALE)
+}
+
 /// logsumexp / log_softmax pass 2: `Σ 2^{K−K_m+64}(1 + t)` over the entries below the max,
 /// and the number of max entries. Each term is split exactly as `y + y_lo` (f32): `y` is
 /// summed in f64, `y_lo` (below 2⁻²⁴ y) in f32. Widening only `y` halves the f32→f64
-/// conversions, which have one port on AVX2 machines and bounded this pass.
+/// conversions, which have one port on AVX2 machines and bounded this pass (widened by
+/// [`Simd::widen_scaled`]'s integer operations instead, as in [`RoundedSumOp`]).
 struct LseSumOp<S: Simd> {
     m: S::F,
     lanes: LaneShift<S::F>,
@@ -443,7 +456,7 @@ impl<S: Simd> BlockOp<S> for LseSumOp<S> {
             self.lo[a] = s.fadd(self.lo[a], y_lo);
             for i in 0..ratio::<S>() {
                 let a = acc_index::<S>(j, i);
-                self.acc[a] = s.add(self.acc[a], s.widen(y, i));
+                self.acc[a] = s.add(self.acc[a], s.widen_scaled(y, i));
             }
         }
     }
@@ -545,7 +558,7 @@ unsafe fn lse_sum<S: Simd>(s: S, x: *const f32, n: usize, m: f32, shift: Shift) 
     // SAFETY: forwarded contract.
     unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut op) };
     let lo = tree(spill32(s, &op.lo), |a, b| a + b) as f64;
-    let total = tree(spill(s, &op.acc), |a, b| a + b) + lo;
+    let total = tree(widened_sums(s, &op.acc), |a, b| a + b) + lo;
     let count = tree(spill32(s, &op.ties), |a, b| a + b) as f64;
     log_sum_one(s, total, count, shift, m)
 }

@@ -5,7 +5,7 @@ use ndarray::{s, Array2, Array3, ArrayView3};
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::simd::Isa;
+use crate::simd::{Isa, WIDEN_SCALE};
 
 const LENGTHS: [usize; 14] = [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 1023, 100_000];
 
@@ -563,6 +563,56 @@ fn register_transposes_move_exactly_the_block() {
             let (k, j) = (i / 13, (i % 13).wrapping_sub(1));
             let expected = if j < 4 { (j * 11 + 2 + k) as f64 } else { -1.0 };
             assert_eq!(v, expected, "{isa:?} f64 at {i}");
+        }
+    }
+}
+
+/// `widen_scaled` then `natural_lanes` gives each non-negative float times 2⁻⁸⁹⁶ exactly, in
+/// lane order, on every ISA: zero, subnormals, the extremes and ordinary values, and sums of
+/// such parts (which `natural_lanes` rearranges) match the lane-by-lane sums.
+#[test]
+fn widen_scaled_is_exact_in_lane_order() {
+    struct Widen(Vec<f32>);
+    impl WithSimd for Widen {
+        type Output = Vec<f64>;
+        fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+            let parts = S::LANES32 / S::LANES;
+            let mut out = vec![0.0f64; self.0.len()];
+            for (chunk, got) in self.0.chunks(S::LANES32).zip(out.chunks_mut(S::LANES32)) {
+                // SAFETY: each chunk holds LANES32 floats (the input is a multiple of it).
+                let v = unsafe { s.fload(chunk.as_ptr()) };
+                // Sums of two parts of the same lanes (v + v) exercise the rearrangement of sums.
+                let mut acc: Vec<S::V> = (0..parts)
+                    .map(|p| s.add(s.widen_scaled(v, p), s.widen_scaled(v, p)))
+                    .collect();
+                s.natural_lanes(&mut acc);
+                for (p, a) in acc.iter().enumerate() {
+                    // SAFETY: `got` has room for LANES32 = parts · LANES doubles.
+                    unsafe { s.store_f64(got.as_mut_ptr().add(p * S::LANES), *a) };
+                }
+            }
+            out
+        }
+    }
+    let mut values = vec![
+        0.0f32,
+        f32::from_bits(1),
+        f32::from_bits(0x007f_ffff),
+        f32::MIN_POSITIVE,
+        1.0,
+        1.5,
+        f32::MAX,
+        2.0f32.powi(65),
+        3.0e-39,
+    ];
+    let mut rng = rng();
+    while values.len() % VLANES != 0 || values.len() < 4 * VLANES {
+        values.push(f32::from_bits(rng.random_range(0..0x7f80_0000u32)));
+    }
+    for isa in Isa::supported() {
+        let got = dispatch(isa, Widen(values.clone()));
+        for (g, v) in got.iter().zip(&values) {
+            assert_eq!(g * WIDEN_SCALE, 2.0 * *v as f64, "{isa:?}: {v:e}");
         }
     }
 }

@@ -98,6 +98,10 @@ impl Element for f64 {
     const WORK: usize = 3;
 }
 
+/// `2⁸⁹⁶`: the factor that undoes [`Simd::widen_scaled`]'s scaling (exact while the result is
+/// finite).
+pub const WIDEN_SCALE: f64 = f64::from_bits((1023 + 896) << 52);
+
 /// Operations on a vector of `LANES` `f64` values.
 ///
 /// Semantics are those of the x86 instructions, reproduced exactly by [`scalar::Scalar`]:
@@ -197,6 +201,18 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn fpow2_from_magic_lanes(self, t: Self::F, bias: Self::F) -> Self::F;
     /// Lanes `part·LANES .. (part+1)·LANES` of `v`, widened to f64 (`part < LANES32 / LANES`).
     fn widen(self, v: Self::F, part: usize) -> Self::V;
+    /// Non-negative float lanes of `v` times [`WIDEN_SCALE`]⁻¹ = 2⁻⁸⁹⁶ as doubles, exactly (zero
+    /// and subnormals included: a float's bits shifted into a double's place are that float
+    /// times 2⁻⁸⁹⁶), `part < LANES32 / LANES`. Which lanes a part holds is the ISA's (AVX2:
+    /// lanes 0, 1, 4, 5 and 2, 3, 6, 7, from in-lane unpacks); [`Simd::natural_lanes`] puts
+    /// per-lane sums of the parts back in lane order. On AVX2 this is 4 integer operations per
+    /// 8 floats where [`Simd::widen`] takes 2 conversions that one port runs (the float32 sum
+    /// passes ran 9% faster in a C probe, `benches/probes/exp_sum_passes.c`).
+    fn widen_scaled(self, v: Self::F, part: usize) -> Self::V;
+    /// Per-lane sums of the parts `0 .. LANES32 / LANES` of [`Simd::widen_scaled`] of the same
+    /// float lanes (`parts`, in part order), rearranged in place so that part `p` holds lanes
+    /// `p·LANES .. (p+1)·LANES`, as [`Simd::widen`]'s parts do.
+    fn natural_lanes(self, parts: &mut [Self::V]);
     /// The inverse of [`Simd::widen`]: `lo` (and `hi` when `LANES32 = 2 · LANES`) rounded to
     /// f32 lanes.
     fn narrow(self, lo: Self::V, hi: Self::V) -> Self::F;

@@ -191,6 +191,12 @@ impl Simd for Scalar {
         v as f64
     }
     #[inline(always)]
+    fn widen_scaled(self, v: f32, _part: usize) -> f64 {
+        f64::from_bits((v.to_bits() as u64) << 29)
+    }
+    #[inline(always)]
+    fn natural_lanes(self, _parts: &mut [f64]) {}
+    #[inline(always)]
     fn narrow(self, lo: f64, _hi: f64) -> f32 {
         lo as f32
     }

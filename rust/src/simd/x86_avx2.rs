@@ -203,6 +203,29 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
+    fn widen_scaled(self, v: __m256, part: usize) -> __m256d {
+        unsafe {
+            let bits = _mm256_castps_si256(v);
+            let zero = _mm256_setzero_si256();
+            // Each float's bits into the low half of a 64-bit lane (in-lane unpacks: lanes 0, 1,
+            // 4, 5 or 2, 3, 6, 7), then up by 29 into a double's place.
+            let wide = if part == 0 {
+                _mm256_unpacklo_epi32(bits, zero)
+            } else {
+                _mm256_unpackhi_epi32(bits, zero)
+            };
+            _mm256_castsi256_pd(_mm256_slli_epi64::<29>(wide))
+        }
+    }
+    #[inline(always)]
+    fn natural_lanes(self, parts: &mut [__m256d]) {
+        unsafe {
+            let (a, b) = (parts[0], parts[1]);
+            parts[0] = _mm256_permute2f128_pd::<0x20>(a, b);
+            parts[1] = _mm256_permute2f128_pd::<0x31>(a, b);
+        }
+    }
+    #[inline(always)]
     fn narrow(self, lo: __m256d, hi: __m256d) -> __m256 {
         unsafe { _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)) }
     }

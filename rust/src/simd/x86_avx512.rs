@@ -205,6 +205,21 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    fn widen_scaled(self, v: __m512, part: usize) -> __m512d {
+        unsafe {
+            let bits = _mm512_castps_si512(v);
+            let half = if part == 0 {
+                _mm512_castsi512_si256(bits)
+            } else {
+                _mm512_extracti64x4_epi64::<1>(bits)
+            };
+            // Zero-extended in lane order, then up by 29 into a double's place.
+            _mm512_castsi512_pd(_mm512_slli_epi64::<29>(_mm512_cvtepu32_epi64(half)))
+        }
+    }
+    #[inline(always)]
+    fn natural_lanes(self, _parts: &mut [__m512d]) {}
+    #[inline(always)]
     fn narrow(self, lo: __m512d, hi: __m512d) -> __m512 {
         unsafe {
             let lo = _mm512_castps256_ps512(_mm512_cvtpd_ps(lo));
