@@ -1,8 +1,8 @@
 """Two builds of smoothmax side by side in one process: the A/B behind the speed-ups quoted for
 kernel changes (separate runs on a shared VM differ by more than most changes).
 
-Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [ROWSxN ...]``, where each
-``.so`` is a built ``smoothmax/_core.abi3.so`` (copy it out of ``python/smoothmax`` after
+Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [--axis 0] [ROWSxN ...]``,
+where each ``.so`` is a built ``smoothmax/_core.abi3.so`` (copy it out of ``python/smoothmax`` after
 ``pip install -e .`` at each commit). Each build is loaded as its own copy of the package; the
 two are called in interleaved rounds (median of 40 calls per round, median over 15 rounds) on
 ``N(0, 1)·10`` inputs, and their outputs must agree bit for bit (an AssertionError says where
@@ -33,11 +33,11 @@ def load_build(so: Path, name: str, root: Path):
     return importlib.import_module(name)
 
 
-def median_call(f, x, calls: int = 40) -> float:
+def median_call(f, x, axis: int, calls: int = 40) -> float:
     samples = []
     for _ in range(calls):
         start = time.perf_counter()
-        f(x, axis=-1)
+        f(x, axis=axis)
         samples.append(time.perf_counter() - start)
     return float(np.median(samples))
 
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("shapes", nargs="*", default=["1000x10", "1000x20", "4096x32"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--axis", type=int, default=-1, help="0 times the axis-0 kernels")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,11 +63,13 @@ def main() -> None:
             x = (rng.standard_normal(shape) * 10).astype(args.dtype)
             for fn in FUNCTIONS:
                 old, new = (getattr(builds[k], fn) for k in ("old", "new"))
-                np.testing.assert_array_equal(old(x, axis=-1), new(x, axis=-1), err_msg=fn)
+                np.testing.assert_array_equal(
+                    old(x, axis=args.axis), new(x, axis=args.axis), err_msg=fn
+                )
                 rounds = {"old": [], "new": []}
                 for _ in range(args.rounds):
-                    rounds["old"].append(median_call(old, x))
-                    rounds["new"].append(median_call(new, x))
+                    rounds["old"].append(median_call(old, x, args.axis))
+                    rounds["new"].append(median_call(new, x, args.axis))
                 t_old, t_new = (float(np.median(rounds[k])) * 1e6 for k in ("old", "new"))
                 print(
                     f"{text:>10} {fn:12} old {t_old:8.1f} µs  new {t_new:8.1f} µs"

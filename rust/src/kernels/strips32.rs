@@ -19,7 +19,8 @@
 
 use super::cols32::{line_results, ColOp, LineResults};
 use super::rows32::{
-    exp_terms, lse_term, minus_pair, nf, ratio, tie_value, times_pair, LaneShift, LineSums, Shift,
+    exp_terms, lse_term, minus_pair, nf, ratio, tie_value, times_pair, widened_sums, LaneShift,
+    LineSums, Shift,
 };
 use crate::simd::{Simd, VLANES};
 
@@ -161,8 +162,14 @@ pub(crate) unsafe fn strip<S: Simd>(
     let mut pair_lo = vec![0.0f32; w];
     for c0 in (0..w).step_by(VLANES) {
         let columns = c0..c0 + VLANES;
+        // The sums were kept as `widen_scaled` left them (scaled, lanes in its order).
+        let mut scaled = [s.splat(0.0); VLANES];
+        for a in 0..VLANES / S::LANES {
+            // SAFETY: acc holds w ≥ c0 + 16 doubles.
+            scaled[a] = unsafe { s.load_f64(acc.as_ptr().add(c0 + a * S::LANES)) };
+        }
         let sums = LineSums {
-            acc: acc[columns.clone()].try_into().expect("16 columns"),
+            acc: widened_sums(s, &scaled),
             lo: lo[columns.clone()].try_into().expect("16 columns"),
             ties: ties[columns.clone()].try_into().expect("16 columns"),
             tie: m_ties[columns.clone()].try_into().expect("16 columns"),
@@ -273,7 +280,7 @@ unsafe fn step<S: Simd>(
         };
         for r in 0..ratio::<S>() {
             let a = j * ratio::<S>() + r;
-            acc[a] = s.add(acc[a], s.widen(y, r));
+            acc[a] = s.add(acc[a], s.widen_scaled(y, r));
         }
     }
     // SAFETY: as above.

@@ -1,8 +1,9 @@
 //! A small SIMD abstraction over `f64` and `f32` lanes, the instruction sets it runs on, and the
 //! runtime dispatch between them.
 //!
-//! One trait covers both lane types and the conversions between them (widening f32 lanes to
-//! f64 for exact sums, narrowing once on store). A kernel is written once as a
+//! One trait covers both lane types and the conversions between them (f32 terms reach their
+//! exact f64 sums through [`Simd::widen_scaled`]; f32 arrays load into f64 lanes and store
+//! back from them). A kernel is written once as a
 //! generic function over [`Simd`] and run through [`dispatch`], which picks the instruction set
 //! detected at run time (or forced with `SMOOTHMAX_SIMD`). The scalar implementation uses the
 //! same operations with the same rounding (`mul_add` is a fused multiply-add), and kernels
@@ -199,23 +200,18 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// the integer sum of the bit patterns of `t` and `bias`, so `bias` may hold
     /// `MAGIC32 + 127 + bias_lane` (its bits end in `127 + bias_lane`; integer operations only).
     fn fpow2_from_magic_lanes(self, t: Self::F, bias: Self::F) -> Self::F;
-    /// Lanes `part·LANES .. (part+1)·LANES` of `v`, widened to f64 (`part < LANES32 / LANES`).
-    fn widen(self, v: Self::F, part: usize) -> Self::V;
     /// Non-negative float lanes of `v` times [`WIDEN_SCALE`]⁻¹ = 2⁻⁸⁹⁶ as doubles, exactly (zero
     /// and subnormals included: a float's bits shifted into a double's place are that float
     /// times 2⁻⁸⁹⁶), `part < LANES32 / LANES`. Which lanes a part holds is the ISA's (AVX2:
     /// lanes 0, 1, 4, 5 and 2, 3, 6, 7, from in-lane unpacks); [`Simd::natural_lanes`] puts
     /// per-lane sums of the parts back in lane order. On AVX2 this is 4 integer operations per
-    /// 8 floats where [`Simd::widen`] takes 2 conversions that one port runs (the float32 sum
-    /// passes ran 9% faster in a C probe, `benches/probes/exp_sum_passes.c`).
+    /// 8 floats where widening by conversion takes 2 `vcvtps2pd`, which one port runs (the
+    /// float32 sum passes ran 9% faster in a C probe, `benches/probes/exp_sum_passes.c`).
     fn widen_scaled(self, v: Self::F, part: usize) -> Self::V;
     /// Per-lane sums of the parts `0 .. LANES32 / LANES` of [`Simd::widen_scaled`] of the same
     /// float lanes (`parts`, in part order), rearranged in place so that part `p` holds lanes
-    /// `p·LANES .. (p+1)·LANES`, as [`Simd::widen`]'s parts do.
+    /// `p·LANES .. (p+1)·LANES`.
     fn natural_lanes(self, parts: &mut [Self::V]);
-    /// The inverse of [`Simd::widen`]: `lo` (and `hi` when `LANES32 = 2 · LANES`) rounded to
-    /// f32 lanes.
-    fn narrow(self, lo: Self::V, hi: Self::V) -> Self::F;
     /// Load `LANES32` floats.
     ///
     /// # Safety

@@ -187,19 +187,11 @@ impl Simd for Scalar {
         f32::from_bits(t.to_bits().wrapping_add(bias.to_bits()) << 23)
     }
     #[inline(always)]
-    fn widen(self, v: f32, _part: usize) -> f64 {
-        v as f64
-    }
-    #[inline(always)]
     fn widen_scaled(self, v: f32, _part: usize) -> f64 {
         f64::from_bits((v.to_bits() as u64) << 29)
     }
     #[inline(always)]
     fn natural_lanes(self, _parts: &mut [f64]) {}
-    #[inline(always)]
-    fn narrow(self, lo: f64, _hi: f64) -> f32 {
-        lo as f32
-    }
     #[inline(always)]
     unsafe fn fload(self, p: *const f32) -> f32 {
         // SAFETY: caller guarantees one readable element.

@@ -193,16 +193,6 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
-    fn widen(self, v: __m256, part: usize) -> __m256d {
-        unsafe {
-            if part == 0 {
-                _mm256_cvtps_pd(_mm256_castps256_ps128(v))
-            } else {
-                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v))
-            }
-        }
-    }
-    #[inline(always)]
     fn widen_scaled(self, v: __m256, part: usize) -> __m256d {
         unsafe {
             let bits = _mm256_castps_si256(v);
@@ -224,10 +214,6 @@ impl Simd for Avx2 {
             parts[0] = _mm256_permute2f128_pd::<0x20>(a, b);
             parts[1] = _mm256_permute2f128_pd::<0x31>(a, b);
         }
-    }
-    #[inline(always)]
-    fn narrow(self, lo: __m256d, hi: __m256d) -> __m256 {
-        unsafe { _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo)) }
     }
     #[inline(always)]
     unsafe fn fload(self, p: *const f32) -> __m256 {

@@ -194,17 +194,6 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
-    fn widen(self, v: __m512, part: usize) -> __m512d {
-        unsafe {
-            let half = if part == 0 {
-                _mm512_castps512_ps256(v)
-            } else {
-                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)))
-            };
-            _mm512_cvtps_pd(half)
-        }
-    }
-    #[inline(always)]
     fn widen_scaled(self, v: __m512, part: usize) -> __m512d {
         unsafe {
             let bits = _mm512_castps_si512(v);
@@ -219,14 +208,6 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     fn natural_lanes(self, _parts: &mut [__m512d]) {}
-    #[inline(always)]
-    fn narrow(self, lo: __m512d, hi: __m512d) -> __m512 {
-        unsafe {
-            let lo = _mm512_castps256_ps512(_mm512_cvtpd_ps(lo));
-            let hi = _mm256_castps_pd(_mm512_cvtpd_ps(hi));
-            _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(lo), hi))
-        }
-    }
     #[inline(always)]
     unsafe fn fload(self, p: *const f32) -> __m512 {
         unsafe { _mm512_loadu_ps(p) }
