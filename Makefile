@@ -6,7 +6,7 @@ CARGO ?= cargo
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-21s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## Build and install the package (release, editable) with the test dependencies
@@ -48,6 +48,10 @@ test-slow: build ## The heavy checks: slow Python tests and the exhaustive float
 .PHONY: test-exhaustive
 test-exhaustive: ## exp over all 2^32 float32 inputs on every SIMD path (~3 min on 2 cores)
 	$(CARGO) test --release --no-default-features exp_f32_exhaustive -- --ignored --nocapture
+
+.PHONY: test-avx512-emulated
+test-avx512-emulated: ## Rust kernel tests on an emulated AVX-512F CPU (Bochs, root for apt; ~1 h)
+	tools/avx512_under_bochs.sh
 
 .PHONY: bench
 bench: ## The comparison table (add ARGS=--full for the full suite)
