@@ -21,8 +21,8 @@ shift || true
 FILTERS=("$@")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TIME_LIMIT=${BOCHS_TIME_LIMIT:-5400}
-# skylake_x boots; Bochs 2.7's tigerlake/icelake models hang the 6.1 kernel right after
-# "LSM: Security Framework initializing" (the page-fault handler's text gets corrupted).
+# skylake_x is the default; tigerlake (more AVX-512 extensions) also works thanks to clearcpuid=fsrm
+# below.
 CPU_MODEL=${BOCHS_CPU:-corei7_skylake_x}
 MARKER="=== SMOOTHMAX-BOCHS-DONE"
 
@@ -117,6 +117,9 @@ chmod +x initrd/init
 #  pku,ospke    CPUID.(0xD,9) reports PKRU with size/offset 0 although XCR0 may enable it;
 #  xsavec,xsaves CPUID.(0xD,1).EBX gives the standard-format size, not the compacted one.
 # Without them the kernel warns "XSAVE consistency problem" and AVX-512 is unusable.
+# fsrm: with it (tigerlake, icelake) the kernel's text gets corrupted right after "LSM: Security
+# Framework initializing" (endless page faults on garbage in the #PF handler); clearing it fixes
+# tigerlake (icelake not retried).
 cp "$VMLINUZ" iso/vmlinuz
 cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 iso/isolinux/
 cat > iso/isolinux/isolinux.cfg <<'EOF'
@@ -126,7 +129,7 @@ TIMEOUT 0
 LABEL linux
   KERNEL /vmlinuz
   INITRD /initrd.gz
-  APPEND console=ttyS0,115200 quiet clearcpuid=pku,ospke,xsavec,xsaves mitigations=off panic=-1
+  APPEND console=ttyS0,115200 quiet clearcpuid=pku,ospke,xsavec,xsaves,fsrm mitigations=off panic=-1
 EOF
 xorriso -as mkisofs -quiet -o boot.iso -b isolinux/isolinux.bin -c isolinux/boot.cat \
   -no-emul-boot -boot-load-size 4 -boot-info-table iso 2>/dev/null
