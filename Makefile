@@ -50,7 +50,7 @@ test-exhaustive: ## exp over all 2^32 float32 inputs on every SIMD path (~3 min 
 	$(CARGO) test --release --no-default-features exp_f32_exhaustive -- --ignored --nocapture
 
 .PHONY: test-avx512-emulated
-test-avx512-emulated: ## Rust kernel tests on an emulated AVX-512F CPU (Bochs, root for apt; ~1 h)
+test-avx512-emulated: ## Rust kernel tests on an emulated AVX-512F CPU (Bochs, root for apt; ~30 min)
 	tools/avx512_under_bochs.sh
 
 .PHONY: bench

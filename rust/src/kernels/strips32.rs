@@ -18,6 +18,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::cols32::{line_results, ColOp, LineResults};
+use super::rows::load_chunk;
 use super::rows32::{
     exp_terms, lse_term, minus_pair, nf, ratio, tie_value, times_pair, widened_sums, LaneShift,
     LineSums, Shift,
@@ -163,11 +164,8 @@ pub(crate) unsafe fn strip<S: Simd>(
     for c0 in (0..w).step_by(VLANES) {
         let columns = c0..c0 + VLANES;
         // The sums were kept as `widen_scaled` left them (scaled, lanes in its order).
-        let mut scaled = [s.splat(0.0); VLANES];
-        for a in 0..VLANES / S::LANES {
-            // SAFETY: acc holds w ≥ c0 + 16 doubles.
-            scaled[a] = unsafe { s.load_f64(acc.as_ptr().add(c0 + a * S::LANES)) };
-        }
+        // SAFETY: acc holds w ≥ c0 + 16 doubles.
+        let scaled = unsafe { load_chunk::<S, f64>(s, acc.as_ptr().add(c0)) };
         let sums = LineSums {
             acc: widened_sums(s, &scaled),
             lo: lo[columns.clone()].try_into().expect("16 columns"),
