@@ -347,6 +347,7 @@ unsafe fn rewrite_lanes<S: Simd>(
 ///
 /// # Safety
 /// `tile` must hold `n · 16` elements.
+#[inline(always)]
 pub(crate) unsafe fn finish_far_lanes<S: Simd, E: Element>(
     s: S,
     tile: *mut E,

@@ -388,6 +388,7 @@ struct RoundedSumOp<S: Simd, const STORE: bool> {
 }
 
 impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
+    #[inline(always)]
     fn new(s: S, shift: Shift) -> Self {
         RoundedSumOp {
             lanes: LaneShift::splat(s, shift),
@@ -396,6 +397,7 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
     }
 
     /// `Σ y` (scaled by 2⁶⁴).
+    #[inline(always)]
     fn total(&self, s: S) -> f64 {
         tree(widened_sums(s, &self.acc), |a, b| a + b)
     }

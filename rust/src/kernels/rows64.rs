@@ -269,6 +269,7 @@ struct RoundedSumOp<S: Simd, const STORE: bool> {
 }
 
 impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
+    #[inline(always)]
     fn new(s: S, shift: Shift) -> Self {
         RoundedSumOp {
             lanes: LaneShift::splat(s, shift),
@@ -278,6 +279,7 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
     }
 
     /// `Σ y` (scaled by 2⁶⁴) as a double pair.
+    #[inline(always)]
     fn total(&self, s: S) -> (f64, f64) {
         lanes_total(spill(s, &self.hi), spill(s, &self.lo), SOFTMAX_SEED)
     }

@@ -534,6 +534,7 @@ fn register_transposes_move_exactly_the_block() {
     struct Transposes;
     impl WithSimd for Transposes {
         type Output = (Vec<f32>, Vec<f64>);
+        #[inline(always)]
         fn with_simd<S: Simd>(self, s: S) -> Self::Output {
             // Source rows 11 apart starting at element 2; destination rows 13 apart at 1.
             let src32: Vec<f32> = (0..8 * 11).map(|v| v as f32).collect();
@@ -575,6 +576,7 @@ fn widen_scaled_is_exact_in_lane_order() {
     struct Widen(Vec<f32>);
     impl WithSimd for Widen {
         type Output = Vec<f64>;
+        #[inline(always)]
         fn with_simd<S: Simd>(self, s: S) -> Self::Output {
             let parts = S::LANES32 / S::LANES;
             let mut out = vec![0.0f64; self.0.len()];
@@ -624,6 +626,7 @@ fn partial_loads_fill_the_rest() {
     struct Partial;
     impl WithSimd for Partial {
         type Output = (Vec<Vec<f32>>, Vec<Vec<f64>>);
+        #[inline(always)]
         fn with_simd<S: Simd>(self, s: S) -> Self::Output {
             let data: Vec<f32> = (1..=S::LANES32).map(|v| v as f32).collect();
             let mut loads = Vec::new();
