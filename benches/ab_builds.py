@@ -50,6 +50,12 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--axis", type=int, default=-1, help="0 times the axis-0 kernels")
+    parser.add_argument(
+        "--ulps",
+        type=int,
+        default=0,
+        help="let results differ by up to this many ULP (default 0: bit-identical)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,9 +69,11 @@ def main() -> None:
             x = (rng.standard_normal(shape) * 10).astype(args.dtype)
             for fn in FUNCTIONS:
                 old, new = (getattr(builds[k], fn) for k in ("old", "new"))
-                np.testing.assert_array_equal(
-                    old(x, axis=args.axis), new(x, axis=args.axis), err_msg=fn
-                )
+                a, b = old(x, axis=args.axis), new(x, axis=args.axis)
+                if args.ulps:
+                    np.testing.assert_array_max_ulp(a, b, maxulp=args.ulps)
+                else:
+                    np.testing.assert_array_equal(a, b, err_msg=fn)
                 rounds = {"old": [], "new": []}
                 for _ in range(args.rounds):
                     rounds["old"].append(median_call(old, x, args.axis))
