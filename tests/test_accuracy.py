@@ -507,21 +507,27 @@ def test_shifted_path_edges_vs_mpmath(name, dtype, tolerance, record_property):
     )
 
 
-#: logsumexp sums rounded terms when |lse| ≥ this is certain (``rows32`` / ``rows64``).
+#: logsumexp sums rounded terms when |lse| ≥ this is certain (``rows32`` / ``rows64``), and
+#: float32 rows of at least 128 sum them in f32 runs first from 8 on (``rows32::run_lse``).
 FAST_LSE_MIN = {F32: 2.0, F64: 4.0}
+RUN_LSE_MIN, RUN_MIN_LEN = 8.0, 128
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_logsumexp_fast_sum_threshold_vs_mpmath(dtype, tolerance, record_property):
+@pytest.mark.parametrize(
+    ("dtype", "tier"), [(F32, "rounded"), (F32, "f32 runs"), (F64, "rounded")], ids=str
+)
+def test_logsumexp_fast_sum_threshold_vs_mpmath(dtype, tier, tolerance, record_property):
     """logsumexp of rows whose result is certain to be at least 2 (float32) or 4 (float64) in
-    magnitude sums rounded terms; at those bounds the sums' error is largest relative to the
-    result's ULP. Rows with maxima just above and below ``T`` and with ``m + log n`` just
-    below and above ``-T``, all entries within 1 of the max (condition number ~1, so the ULP
-    bound applies without the cancellation allowance)."""
-    rng = np.random.default_rng([17, dtype.itemsize])
-    t = FAST_LSE_MIN[dtype]
+    magnitude sums rounded terms, and float32 rows of at least 128 entries certain to be at
+    least 8 sum them in f32 runs before f64 (up to 5.73u relative); at those bounds the sums'
+    error is largest relative to the result's ULP. Rows with maxima just above and below ``T``
+    and with ``m + log n`` just below and above ``-T``, all entries within 1 of the max
+    (condition number ~1, so the ULP bound applies without the cancellation allowance)."""
+    rng = np.random.default_rng([17, dtype.itemsize, len(tier)])
+    t = FAST_LSE_MIN[dtype] if tier == "rounded" else RUN_LSE_MIN
+    lengths = (2, 5, 17, 100, 1000) if tier == "rounded" else (RUN_MIN_LEN, 129, 1000, 4099)
     rows = []
-    for n in (2, 5, 17, 100, 1000):
+    for n in lengths:
         for delta in (-0.02, -1e-3, 0.0, 1e-3, 0.02, 0.3):
             for top in (t + delta, -t - np.log(n) - delta):
                 for _ in range(3):
@@ -532,7 +538,7 @@ def test_logsumexp_fast_sum_threshold_vs_mpmath(dtype, tolerance, record_propert
         got = np.asarray(smoothmax.logsumexp(x)).reshape(1)
         exact = mp_rows(mp_lse_value, x[None, :]).reshape(-1)
         err = float(ulp_error(got, exact, dtype).max())
-        record_max("logsumexp", dtype, err, f"fast-sum threshold #{i}")
+        record_max("logsumexp", dtype, err, f"{tier} threshold #{i}")
         record_property("max_ulp", err)
         assert err <= tolerance[("logsumexp", dtype)], (i, x.size, x.max(), got, exact.hi)
 

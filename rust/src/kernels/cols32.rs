@@ -16,8 +16,8 @@
 
 use super::rows::{two_sum_v, Scaling};
 use super::rows32::{
-    exp_terms, f32_pairs, log_sums, lse_term, minus_pair, nf, ratio, tie_value, times_pair,
-    widened_sums, LaneShift, LineSums, Shift, M_LIMIT,
+    exp_terms, f32_pairs, log_sums, lse_term, minus_pair, nf, ratio, run_lse, tie_value,
+    times_pair, widened_sums, LaneShift, LineSums, Shift, M_LIMIT, RUN_MIN_LEN,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -133,7 +133,11 @@ pub(crate) unsafe fn tile<S: Simd>(
 
     // Pass 3.
     match line_results(s, &lane_sums, op) {
-        LineResults::Lse(values) => *lse = values,
+        LineResults::Lse(values) => {
+            *lse = values;
+            // SAFETY: forwarded contract.
+            unsafe { run_lanes_by_rows(s, tile, n, &ms, lse) };
+        }
         LineResults::Pair(hi, lo) => {
             // SAFETY: the arrays hold VLANES floats; the tile holds n·16.
             unsafe { rewrite_lanes(s, tile, n, (&hi, &lo), op == ColOp::LogSoftmax) };
@@ -144,6 +148,36 @@ pub(crate) unsafe fn tile<S: Simd>(
         // SAFETY: forwarded contract.
         unsafe { finish_far_lanes(s, tile, n, op, saved_far, lse) };
         unsafe { finish_special_lanes(tile, n, op, saved, lse) };
+    }
+}
+
+/// The logsumexp of the lanes whose rows take the row kernel's f32 runs (`run_lse`: rows of
+/// at least `RUN_MIN_LEN`, which reach a tile only along a non-last axis or beside a NaN
+/// column), by that kernel on a copy of the row, so that every layout returns the 1-D call's
+/// result. `ms` holds the lanes' maxima (0 for the lanes finished elsewhere).
+///
+/// # Safety
+/// `tile` must hold `n · 16` floats.
+#[inline(always)]
+unsafe fn run_lanes_by_rows<S: Simd>(
+    s: S,
+    tile: *const f32,
+    n: usize,
+    ms: &[f32; VLANES],
+    lse: &mut [f64; VLANES],
+) {
+    if n < RUN_MIN_LEN {
+        return;
+    }
+    let ln_n = (n as f64).ln();
+    let mut row = Vec::new();
+    for b in 0..VLANES {
+        if run_lse(ms[b], n, ln_n) {
+            // SAFETY: i·16 + b < n·16.
+            row.splice(.., (0..n).map(|i| unsafe { *tile.add(i * VLANES + b) }));
+            // SAFETY: `row` holds n floats.
+            lse[b] = unsafe { super::rows::lse_row::<S, f32>(s, row.as_ptr(), n) };
+        }
     }
 }
 
