@@ -153,15 +153,16 @@ pub(crate) unsafe fn tile<S: Simd>(
 
 /// The logsumexp of the lanes whose rows take the row kernel's f32 runs (`run_lse`: rows of
 /// at least `RUN_MIN_LEN`, which reach a tile only along a non-last axis or beside a NaN
-/// column), by that kernel on a copy of the row, so that every layout returns the 1-D call's
-/// result. `ms` holds the lanes' maxima (0 for the lanes finished elsewhere).
+/// column), by that kernel on a copy of the row ([`finish_far_lanes`]), so that every layout
+/// returns the 1-D call's result. `ms` holds the lanes' maxima (0 for the lanes finished
+/// elsewhere).
 ///
 /// # Safety
 /// `tile` must hold `n · 16` floats.
 #[inline(always)]
 unsafe fn run_lanes_by_rows<S: Simd>(
     s: S,
-    tile: *const f32,
+    tile: *mut f32,
     n: usize,
     ms: &[f32; VLANES],
     lse: &mut [f64; VLANES],
@@ -170,14 +171,11 @@ unsafe fn run_lanes_by_rows<S: Simd>(
         return;
     }
     let ln_n = (n as f64).ln();
-    let mut row = Vec::new();
-    for b in 0..VLANES {
-        if run_lse(ms[b], n, ln_n) {
-            // SAFETY: i·16 + b < n·16.
-            row.splice(.., (0..n).map(|i| unsafe { *tile.add(i * VLANES + b) }));
-            // SAFETY: `row` holds n floats.
-            lse[b] = unsafe { super::rows::lse_row::<S, f32>(s, row.as_ptr(), n) };
-        }
+    let runs = ms.map(|m| run_lse(m, n, ln_n));
+    // SAFETY: forwarded contract.
+    unsafe {
+        let saved = save_special_lanes(tile, n, &runs);
+        finish_far_lanes(s, tile, n, ColOp::Lse, saved, lse);
     }
 }
 

@@ -18,8 +18,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::cols32::{line_results, ColOp, LineResults};
-use super::rows::load_chunk;
-use super::rows::tree;
+use super::rows::{load_chunk, tree};
 use super::rows32::{
     exp_terms, lse_term, minus_pair, nf, ratio, run_lse, tie_value, times_pair, widened_sums,
     LaneShift, LineSums, Shift, RUN_MIN_LEN,
@@ -229,11 +228,6 @@ pub(crate) unsafe fn strip<S: Simd>(
     true
 }
 
-/// Columns per piece of [`run_sums`]: a whole strip, so that each row is read as one
-/// contiguous run (pieces of 512 or 1024 columns measured 6–17% slower on (1000, 4096),
-/// which streams from memory). Its state takes 16 bytes a column per virtual lane.
-const RUN_COLUMNS: usize = STRIP;
-
 /// For logsumexp columns that take the f32 runs of the row kernel (see `rows32::run_lse`):
 /// each column's `Σ y` (scaled by 2⁶⁴) by the row kernel's operations, in its order. Element
 /// `i` of a column is the row kernel's element `i`: virtual lane `i % 16` of block `i / 32`,
@@ -254,103 +248,90 @@ unsafe fn run_sums<S: Simd>(
 ) -> Vec<f64> {
     let l32 = S::LANES32;
     let [low, k_mm, bias] = consts;
+    // Lane l of column c at l · w + c: per row one lane's w columns, a contiguous run (the
+    // whole strip at once; pieces of 512 or 1024 columns measured 6–17% slower on
+    // (1000, 4096), which streams from memory).
+    let mut pend = vec![0.0f32; VLANES * w];
+    let mut run = vec![0.0f32; VLANES * w];
+    let mut acc = vec![0.0f64; VLANES * w];
+    for i in 0..n {
+        let lane = (i % VLANES) * w;
+        let second = (i / VLANES) % 2 == 1;
+        for c in (0..w).step_by(VLANES) {
+            // SAFETY: row i and columns c .. c + 16 are inside the strip; the constant arrays
+            // hold w ≥ c + 16 values and the state arrays VLANES · w.
+            unsafe {
+                let lanes = LaneShift::load(
+                    s,
+                    low.as_ptr().add(c),
+                    k_mm.as_ptr().add(c),
+                    bias.as_ptr().add(c),
+                );
+                let mut v = [s.fsplat(0.0); VLANES];
+                for j in 0..nf::<S>() {
+                    v[j] = s.fload(x.row(i).add(c + j * l32));
+                }
+                let (t, p2) = exp_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes);
+                for j in 0..nf::<S>() {
+                    let y = s.ffma(t[j], p2[j], p2[j]);
+                    let k = lane + c + j * l32;
+                    if second {
+                        let pair = s.fadd(s.fload(pend.as_ptr().add(k)), y);
+                        let sum = s.fadd(s.fload(run.as_ptr().add(k)), pair);
+                        s.fstore(run.as_mut_ptr().add(k), sum);
+                    } else {
+                        s.fstore(pend.as_mut_ptr().add(k), y);
+                    }
+                }
+            }
+        }
+        if (i + 1) % RUN_MIN_LEN == 0 {
+            flush_runs(s, &mut run, &mut acc);
+        }
+    }
+    // The last block's first-half rows without a partner pair with 0: `y + 0 = y`.
+    let last = (n - 1) / (2 * VLANES) * (2 * VLANES);
+    for l in 0..VLANES.min(n - last) {
+        if last + VLANES + l >= n {
+            for k in l * w..(l + 1) * w {
+                run[k] += pend[k];
+            }
+        }
+    }
+    flush_runs(s, &mut run, &mut acc);
     let mut totals = vec![0.0f64; w];
-    // The state of one piece: lane l of column c at l · stride + c.
-    let stride = w.min(RUN_COLUMNS);
-    let mut pend = vec![0.0f32; VLANES * stride];
-    let mut run = vec![0.0f32; VLANES * stride];
-    let mut acc = vec![0.0f64; VLANES * stride];
-    for c0 in (0..w).step_by(stride) {
-        let width = (w - c0).min(stride);
-        if c0 > 0 {
-            run.fill(0.0);
-            acc.fill(0.0);
-        }
-        for i in 0..n {
-            let lane = (i % VLANES) * stride;
-            let second = (i / VLANES) % 2 == 1;
-            for c in (0..width).step_by(VLANES) {
-                // SAFETY: row i and columns c0 + c .. + 16 are inside the strip; the constant
-                // arrays hold w ≥ c0 + c + 16 values and the state arrays VLANES · stride.
-                unsafe {
-                    let at = c0 + c;
-                    let lanes = LaneShift::load(
-                        s,
-                        low.as_ptr().add(at),
-                        k_mm.as_ptr().add(at),
-                        bias.as_ptr().add(at),
-                    );
-                    let mut v = [s.fsplat(0.0); VLANES];
-                    for j in 0..nf::<S>() {
-                        v[j] = s.fload(x.row(i).add(at + j * l32));
-                    }
-                    let (t, p2) = exp_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes);
-                    for j in 0..nf::<S>() {
-                        let y = s.ffma(t[j], p2[j], p2[j]);
-                        let k = lane + c + j * l32;
-                        if second {
-                            let pair = s.fadd(s.fload(pend.as_ptr().add(k)), y);
-                            let sum = s.fadd(s.fload(run.as_ptr().add(k)), pair);
-                            s.fstore(run.as_mut_ptr().add(k), sum);
-                        } else {
-                            s.fstore(pend.as_mut_ptr().add(k), y);
-                        }
-                    }
-                }
-            }
-            if (i + 1) % RUN_MIN_LEN == 0 {
-                flush_runs(s, &mut run, &mut acc, stride, width);
-            }
-        }
-        // The last block's first-half rows without a partner pair with 0: `y + 0 = y`.
-        let last = (n - 1) / (2 * VLANES) * (2 * VLANES);
-        for l in 0..VLANES.min(n - last) {
-            if last + VLANES + l >= n {
-                for c in 0..width {
-                    let k = l * stride + c;
-                    run[k] += pend[k];
-                }
-            }
-        }
-        flush_runs(s, &mut run, &mut acc, stride, width);
-        for c in (0..width).step_by(VLANES) {
-            // Each lane's 16 columns in column order, unscaled, then the row kernel's tree.
-            let mut by_column = [[0.0f64; VLANES]; VLANES];
-            for l in 0..VLANES {
-                // SAFETY: acc holds VLANES · stride ≥ l · stride + c + 16 doubles.
-                let scaled = unsafe { load_chunk::<S, f64>(s, acc.as_ptr().add(l * stride + c)) };
-                let sums = widened_sums(s, &scaled);
-                for b in 0..VLANES {
-                    by_column[b][l] = sums[b];
-                }
-            }
+    for c in (0..w).step_by(VLANES) {
+        // Each lane's 16 columns in column order, unscaled, then the row kernel's tree.
+        let mut by_column = [[0.0f64; VLANES]; VLANES];
+        for l in 0..VLANES {
+            // SAFETY: acc holds VLANES · w ≥ l · w + c + 16 doubles.
+            let scaled = unsafe { load_chunk::<S, f64>(s, acc.as_ptr().add(l * w + c)) };
+            let sums = widened_sums(s, &scaled);
             for b in 0..VLANES {
-                totals[c0 + c + b] = tree(by_column[b], |a, b| a + b);
+                by_column[b][l] = sums[b];
             }
+        }
+        for b in 0..VLANES {
+            totals[c + b] = tree(by_column[b], |a, b| a + b);
         }
     }
     totals
 }
 
-/// [`run_sums`]: add the runs of the first `width` columns (lane `l` of column `c` at
-/// `l · stride + c`) into the f64 sums, in `widen_scaled`'s lane order (as the strips keep
-/// theirs), and start new runs.
+/// [`run_sums`]: add the runs (of 16 lanes of `w` columns, a multiple of 16) into the f64
+/// sums, in `widen_scaled`'s lane order (as the strips keep theirs), and start new runs.
 #[inline(always)]
-fn flush_runs<S: Simd>(s: S, run: &mut [f32], acc: &mut [f64], stride: usize, width: usize) {
-    debug_assert!(width <= stride && run.len() == VLANES * stride && acc.len() == run.len());
-    for l in 0..VLANES {
-        for c in (0..width).step_by(S::LANES32) {
-            let at = l * stride + c;
-            // SAFETY: at + LANES32 <= VLANES · stride for both arrays (width ≤ stride is a
-            // multiple of 16).
-            unsafe {
-                let v = s.fload(run.as_ptr().add(at));
-                for r in 0..ratio::<S>() {
-                    let p = acc.as_mut_ptr().add(at + r * S::LANES);
-                    s.store_f64(p, s.add(s.load_f64(p), s.widen_scaled(v, r)));
-                }
-                s.fstore(run.as_mut_ptr().add(at), s.fsplat(0.0));
+fn flush_runs<S: Simd>(s: S, run: &mut [f32], acc: &mut [f64]) {
+    debug_assert!(acc.len() == run.len() && run.len().is_multiple_of(VLANES));
+    for at in (0..run.len()).step_by(S::LANES32) {
+        // SAFETY: at + LANES32 <= run.len() = acc.len() (a multiple of 16).
+        unsafe {
+            let v = s.fload(run.as_ptr().add(at));
+            for r in 0..ratio::<S>() {
+                let p = acc.as_mut_ptr().add(at + r * S::LANES);
+                s.store_f64(p, s.add(s.load_f64(p), s.widen_scaled(v, r)));
             }
+            s.fstore(run.as_mut_ptr().add(at), s.fsplat(0.0));
         }
     }
 }
