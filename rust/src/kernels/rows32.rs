@@ -23,8 +23,9 @@
 //!   `(x − c_hi) − c_lo` with `c = m + log S` as an f32 pair (≤ 2 ULP, outputs near 0
 //!   included). logsumexp takes these sums only where its result may be below 2 in magnitude;
 //!   elsewhere it sums the rounded `y` as softmax does ([`lse_row`], ≤ 0.94 ULP), and rows of
-//!   at least 128 whose result is at least 8 in magnitude sum those `y` in f32 runs first
-//!   ([`RunSumOp`], ≤ 0.89 ULP). Measured ≤ 0.63 ULP (the contract is 1).
+//!   at least 128 whose result is at least 8 in magnitude sum those `y` in f32 runs first,
+//!   their terms reduced without the `LN2_LO` term ([`RunSumOp`], [`run_terms`], ≤ 0.94 ULP).
+//!   Measured ≤ 0.63 ULP (the contract is 1).
 //!
 //! Arguments are clamped at `(K_m − 191)·ln 2`, where the exponent field `K − K_m + 191` of
 //! `2^{K−K_m+64}` is 0: entries more than ~132 below the max contribute exactly 0 (their true
@@ -353,13 +354,49 @@ pub(crate) fn exp_terms<S: Simd, const N: usize>(
     count: usize,
     lanes: &LaneShift<S::F>,
 ) -> ([S::F; N], [S::F; N]) {
+    shifted_terms::<S, N, true>(s, v, count, lanes)
+}
+
+/// [`exp_terms`] without the reduction's `LN2_LO` term (see [`exp32_shifted_n`]), for the f32
+/// runs of [`RunSumOp`], whose results have room for the bias: 2 of the pass's ~16 vector
+/// operations per element go (float32 logsumexp rows of 250 to 100000 ×1.03–1.39, median
+/// 1.11, over three A/B runs; axis-0 strips ×1.04–1.16).
+///
+/// The bias: term `i`, `j_i = K_m − K_i` octaves below the max, comes out `e^{j_i·|LN2_LO|}`
+/// times too large (`|LN2_LO| = 2⁻²⁸·⁹⁷`), so `S` is biased by `|LN2_LO|` times the mean of
+/// the `j_i` weighted by the terms. Each term weighs at most `2^{1/2 − j_i}` (`|r| ≤ ln 2 / 2`
+/// but for the ~0.006 that rounding `K` allows; the bound below holds with a ratio of 2.05)
+/// and the max entry (`j = 0`) at least `2^{−1/2}`, so that mean is a
+/// linear-fractional function of how many terms sit at each level, largest with all `n − 1`
+/// others at one level `j`: `a·j / (1 + a)` with `a = 2(n − 1)·2^{−j}`, whose maximum over `j`
+/// is below `log₂ n` (27.3 for `n = 2³²`, 12.4 for `2¹⁶`, 5.6 for `2⁸`). So `S` is biased by
+/// less than `log₂ n · 2⁻²⁸·⁹⁷` relative: 0.51u for `n < 2¹⁶`, 1.02u for `n < 2³²`
+/// (u = 2⁻²⁴).
+#[inline(always)]
+pub(crate) fn run_terms<S: Simd, const N: usize>(
+    s: S,
+    v: &[S::F; N],
+    count: usize,
+    lanes: &LaneShift<S::F>,
+) -> ([S::F; N], [S::F; N]) {
+    shifted_terms::<S, N, false>(s, v, count, lanes)
+}
+
+#[inline(always)]
+fn shifted_terms<S: Simd, const N: usize, const LN2_LO_TERM: bool>(
+    s: S,
+    v: &[S::F; N],
+    count: usize,
+    lanes: &LaneShift<S::F>,
+) -> ([S::F; N], [S::F; N]) {
     let mut xc = *v;
     for j in 0..count {
         // fmax returns its second operand when either is NaN (NaN rows never get here);
         // −inf (padding, masked entries) is clamped like any far-away entry.
         xc[j] = s.fmax(lanes.low[j % nf::<S>()], v[j]);
     }
-    let (t, k_magic) = exp32_shifted_n::<S, N>(s, &xc, count, &lanes.k_mm[..nf::<S>()]);
+    let (t, k_magic) =
+        exp32_shifted_n::<S, N, LN2_LO_TERM>(s, &xc, count, &lanes.k_mm[..nf::<S>()]);
     let mut p2 = k_magic;
     for j in 0..count {
         // The exponent field K − K_m + 191 is 0 at the clamp.
@@ -433,10 +470,12 @@ pub(crate) const RUN_BLOCKS: usize = 4;
 /// widenings of two operations, two adds); here they cost about one: 11–17% faster on rows of
 /// 1000 to 100000.
 ///
-/// Error: each term ≤ 1.73u relative (as in [`RoundedSumOp`]), the four f32 roundings on its
-/// way ≤ 4u of the partial sums (all terms are positive), so `S` within 5.73u relative plus
-/// (n/128 + 4)·2⁻⁵³ from the f64 sums, and `log S` within ~5.8u absolute: ≤ 0.37 ULP of a
-/// result of magnitude ≥ 8 (ULP ≥ 16u), ≤ 0.89 ULP with the final rounding (the contract is
+/// Error: each term ≤ 1.48u relative (as in [`RoundedSumOp`] less the 0.25u of rounding the
+/// reduced argument, exact in [`run_terms`]) and `S` biased by less than `log₂ n · 2⁻²⁸·⁹⁷`
+/// (≤ 1.02u for n < 2³²; see [`run_terms`]); the four f32 roundings on a term's way ≤ 4u of
+/// the partial sums (all terms are positive), so `S` within 6.5u relative plus
+/// (n/128 + 4)·2⁻⁵³ from the f64 sums, and `log S` within ~6.6u absolute: ≤ 0.42 ULP of a
+/// result of magnitude ≥ 8 (ULP ≥ 16u), ≤ 0.94 ULP with the final rounding (the contract is
 /// 1).
 struct RunSumOp<S: Simd> {
     lanes: LaneShift<S::F>,
@@ -477,7 +516,7 @@ impl<S: Simd> RunSumOp<S> {
 impl<S: Simd> BlockOp<S> for RunSumOp<S> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], _out: *mut f32) {
-        let (t, p2) = exp_terms(s, v, nb::<S>(), &self.lanes);
+        let (t, p2) = run_terms(s, v, nb::<S>(), &self.lanes);
         let mut y = t;
         for j in 0..nb::<S>() {
             y[j] = s.ffma(t[j], p2[j], p2[j]);
@@ -872,4 +911,123 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         unsafe { for_blocks(s, out, out, n, &mut scale) };
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{dispatch, Isa, WithSimd};
+
+    struct LseRow<'a>(&'a [f32]);
+
+    impl WithSimd for LseRow<'_> {
+        type Output = Option<f64>;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, s: S) -> Option<f64> {
+            // SAFETY: the slice is readable for its length.
+            unsafe { lse_row(s, self.0.as_ptr(), self.0.len()) }
+        }
+    }
+
+    /// `1 + t` of 16 entries of a row with maximum `m` by [`run_terms`].
+    struct RunTerms<'a>(&'a [f32; VLANES], f32);
+
+    impl WithSimd for RunTerms<'_> {
+        type Output = [f64; VLANES];
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+            let lanes = LaneShift::splat(s, Shift::of(self.1).unwrap());
+            let mut v = [s.fsplat(0.0); VLANES];
+            for j in 0..nf::<S>() {
+                // SAFETY: the array holds VLANES floats.
+                v[j] = unsafe { s.fload(self.0.as_ptr().add(j * S::LANES32)) };
+            }
+            let t = run_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes).0;
+            let mut out = [0.0f32; VLANES];
+            for j in 0..nf::<S>() {
+                // SAFETY: as above.
+                unsafe { s.fstore(out.as_mut_ptr().add(j * S::LANES32), t[j]) };
+            }
+            out.map(|t| 1.0 + t as f64)
+        }
+    }
+
+    /// [`run_terms`]' bias is the documented `e^{j·|LN2_LO|}` for a term `j` octaves below the
+    /// max: over 1600 entries per level, the mean ratio of `1 + t` to the exact
+    /// `e^{x − K_m·LN2_HI}/2^{K−K_m}` (in f64) is `1 + j·|LN2_LO|` within 2% (the single ratios
+    /// scatter by `t`'s rounding and the polynomial's error, ~2⁻²⁵).
+    #[test]
+    fn run_terms_are_biased_by_their_distance_from_the_max() {
+        let ln2 = std::f64::consts::LN_2;
+        let ln2_hi = LN2_HI as f64;
+        let ln2_lo = (ln2 - ln2_hi).abs();
+        for m in [0.3f32, 9.0, -20.0] {
+            let k_m = Shift::of(m).unwrap().k_m as f64;
+            for j in [30.0, 90.0, 150.0, 188.0] {
+                let x: Vec<f32> = (0..1600)
+                    .map(|i| ((k_m - j + 0.98 * (i as f64 / 1600.0 - 0.5)) * ln2) as f32)
+                    .collect();
+                let exact: Vec<f64> = x
+                    .iter()
+                    .map(|&x| {
+                        let k = (x as f64 / ln2).round();
+                        assert_eq!(k, k_m - j);
+                        (x as f64 - k_m * ln2_hi - (k - k_m) * ln2).exp()
+                    })
+                    .collect();
+                for isa in Isa::supported() {
+                    let mut sum = 0.0;
+                    for (xs, exact) in x.chunks_exact(VLANES).zip(exact.chunks_exact(VLANES)) {
+                        let terms = dispatch(isa, RunTerms(xs.try_into().unwrap(), m));
+                        sum += (0..VLANES).map(|i| terms[i] / exact[i] - 1.0).sum::<f64>();
+                    }
+                    let mean = sum / x.len() as f64;
+                    let want = j * ln2_lo;
+                    assert!(
+                        (mean - want).abs() <= 0.02 * want,
+                        "{isa:?} m={m} j={j}: {mean:e} vs {want:e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The f32 runs on rows built for the largest bias of [`run_terms`]: one max entry and the
+    /// other `n − 1` near the level `j` octaves below that maximises the weighted mean of the
+    /// `j`, each about as heavy as its level allows, and the max entry as light as it can be.
+    /// `log S` (the result before its rounding to f32, against an f64 reference) stays within
+    /// the bound of [`RunSumOp`] (6.5u, with 2u for the f64 parts and the reference).
+    #[test]
+    fn run_sums_within_their_bound_where_the_bias_is_largest() {
+        let u = f64::powi(2.0, -24);
+        let ln2 = std::f64::consts::LN_2;
+        for n in [128usize, 1000, 4099, 1 << 16] {
+            let ln_n = (n as f64).ln();
+            let weight = |j: f64| 2.0 * (n - 1) as f64 * (-j * ln2).exp();
+            let mean = |j: usize| weight(j as f64) * j as f64 / (1.0 + weight(j as f64));
+            let worst = (0..64)
+                .max_by(|&a, &b| mean(a).total_cmp(&mean(b)))
+                .unwrap() as f64;
+            // Rows above +8 and below −8 − ln n; K_m·ln 2 − 0.34 makes the max entry light.
+            for k_m in [13.0, 14.0, 40.0, -12.0 - (ln_n / ln2).ceil(), -40.0] {
+                let m = (k_m * ln2 - 0.34) as f32;
+                for j in [worst - 1.0, worst, worst + 1.0] {
+                    for frac in [0.3, 0.42, 0.49] {
+                        let mut x: Vec<f32> = (0..n)
+                            .map(|i| ((k_m - j + frac - 0.01 * (i % 7) as f64) * ln2) as f32)
+                            .collect();
+                        x[n / 3] = m;
+                        assert!(run_lse(m, n, ln_n), "the row must take the f32 runs");
+                        let s: f64 = x.iter().map(|&v| (v as f64 - m as f64).exp()).sum();
+                        let want = m as f64 + s.ln();
+                        for isa in Isa::supported() {
+                            let got = dispatch(isa, LseRow(&x)).unwrap();
+                            let err = (got - want) / u;
+                            assert!(err.abs() <= 8.5, "{isa:?} n={n} m={m} j={j}: {err}u");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

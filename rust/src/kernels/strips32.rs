@@ -20,8 +20,8 @@
 use super::cols32::{line_results, ColOp, LineResults};
 use super::rows::{load_chunk, tree};
 use super::rows32::{
-    exp_terms, lse_term, minus_pair, nf, ratio, run_lse, tie_value, times_pair, widened_sums,
-    LaneShift, LineSums, Shift, RUN_MIN_LEN,
+    exp_terms, lse_term, minus_pair, nf, ratio, run_lse, run_terms, tie_value, times_pair,
+    widened_sums, LaneShift, LineSums, Shift, RUN_MIN_LEN,
 };
 use crate::simd::{Simd, VLANES};
 
@@ -271,7 +271,7 @@ unsafe fn run_sums<S: Simd>(
                 for j in 0..nf::<S>() {
                     v[j] = s.fload(x.row(i).add(c + j * l32));
                 }
-                let (t, p2) = exp_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes);
+                let (t, p2) = run_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes);
                 for j in 0..nf::<S>() {
                     let y = s.ffma(t[j], p2[j], p2[j]);
                     let k = lane + c + j * l32;

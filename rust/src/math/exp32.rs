@@ -160,8 +160,15 @@ pub type ShiftedLanes<F, const N: usize> = ([F; N], [F; N]);
 ///
 /// Compared with [`exp32_reduced_n`] this drops the split `r_hi + r_lo` and its correction:
 /// 4 fewer operations and a dependency chain about 15 cycles shorter per vector.
+///
+/// With `LN2_LO_TERM = false` the reduction stops at `r = x − K·LN2_HI` (exact, so `t` then
+/// carries only its own rounding and the polynomial's error), 2 fewer operations per vector:
+/// `1 + t` is then `e^{x − K_m·LN2_HI}/2^{K−K_m}` times `e^{(K_m − K)·|LN2_LO|}`, a bias of
+/// `(K_m − K)·2⁻²⁸·⁹⁷` relative that grows with the term's distance below the max while its
+/// weight halves per step: over a sum that includes its max entry it stays below
+/// `log₂ n · 2⁻²⁸·⁹⁷` relative (see `rows32::run_terms`).
 #[inline(always)]
-pub fn exp32_shifted_n<S: Simd, const N: usize>(
+pub fn exp32_shifted_n<S: Simd, const N: usize, const LN2_LO_TERM: bool>(
     s: S,
     x: &[S::F; N],
     count: usize,
@@ -179,9 +186,13 @@ pub fn exp32_shifted_n<S: Simd, const N: usize>(
     }
     for j in 0..count {
         let k = s.fsub(k_magic[j], magic);
-        let k_rel = s.fsub(k_magic[j], k_mm[j % lanes]); // K − K_m, exact
         let r1 = s.ffma(k, s.fsplat(-LN2_HI), x[j]); // exact
-        r[j] = s.ffma(k_rel, s.fsplat(-LN2_LO), r1);
+        r[j] = if LN2_LO_TERM {
+            let k_rel = s.fsub(k_magic[j], k_mm[j % lanes]); // K − K_m, exact
+            s.ffma(k_rel, s.fsplat(-LN2_LO), r1)
+        } else {
+            r1
+        };
     }
     for j in 0..count {
         r2[j] = s.fmul(r[j], r[j]);
