@@ -755,15 +755,16 @@ fn log_sums_of<S: Simd>(
             let scaled = s.mul(s.load_f64(total.as_ptr().add(at)), s.splat(1.0 / SCALE));
             let count = s.load_f64(count.as_ptr().add(at));
             let one = s.splat(1.0);
-            let counted = s.ge(count, one);
             // Lines that counted no max entries apart (the rounded sums) need no relative
-            // accuracy in `S − 1`: `log(total·2⁻⁶⁴) + d` spares the factor's `exp`.
-            let log = if !s.any(s.eq(count, s.splat(0.0))) {
+            // accuracy in `S − 1`: `log(total·2⁻⁶⁴) + d` spares the factor's `exp`. Any other
+            // count (NaN included) keeps the counted form.
+            let uncounted = s.eq(count, s.splat(0.0));
+            let log = if !s.any(uncounted) {
                 counted_log(s, scaled, count, d)
             } else {
                 let uncounted_log = s.add(log1p_v(s, s.sub(scaled, one)), d);
-                if s.any(counted) {
-                    s.select(counted, counted_log(s, scaled, count, d), uncounted_log)
+                if s.any(s.or(s.ge(count, one), s.is_nan(count))) {
+                    s.select(uncounted, uncounted_log, counted_log(s, scaled, count, d))
                 } else {
                     uncounted_log
                 }
