@@ -366,12 +366,11 @@ pub(crate) fn exp_terms<S: Simd, const N: usize>(
 /// times too large (`|LN2_LO| = 2⁻²⁸·⁹⁷`), so `S` is biased by `|LN2_LO|` times the mean of
 /// the `j_i` weighted by the terms. Each term weighs at most `2^{1/2 − j_i}` (`|r| ≤ ln 2 / 2`
 /// but for the ~0.006 that rounding `K` allows; the bound below holds with a ratio of 2.05)
-/// and the max entry (`j = 0`) at least `2^{−1/2}`, so that mean is a
-/// linear-fractional function of how many terms sit at each level, largest with all `n − 1`
-/// others at one level `j`: `a·j / (1 + a)` with `a = 2(n − 1)·2^{−j}`, whose maximum over `j`
-/// is below `log₂ n` (27.3 for `n = 2³²`, 12.4 for `2¹⁶`, 5.6 for `2⁸`). So `S` is biased by
-/// less than `log₂ n · 2⁻²⁸·⁹⁷` relative: 0.51u for `n < 2¹⁶`, 1.02u for `n < 2³²`
-/// (u = 2⁻²⁴).
+/// and the max entry (`j = 0`) at least `2^{−1/2}`, so that mean is a linear-fractional
+/// function of how many terms sit at each level, largest with all `n − 1` others at one level
+/// `j`: `a·j / (1 + a)` with `a = 2(n − 1)·2^{−j}`, whose maximum over `j` is below `log₂ n`
+/// (27.3 for `n = 2³²`, 12.4 for `2¹⁶`, 5.6 for `2⁸`). So `S` is biased by less than
+/// `log₂ n · 2⁻²⁸·⁹⁷` relative: 0.51u for `n < 2¹⁶`, 1.02u for `n < 2³²` (u = 2⁻²⁴).
 #[inline(always)]
 pub(crate) fn run_terms<S: Simd, const N: usize>(
     s: S,
