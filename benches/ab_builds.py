@@ -1,12 +1,14 @@
 """Two builds of smoothmax side by side in one process: the A/B behind the speed-ups quoted for
 kernel changes (separate runs on a shared VM differ by more than most changes).
 
-Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [--axis 0] [ROWSxN ...]``,
-where each ``.so`` is a built ``smoothmax/_core.abi3.so`` (copy it out of ``python/smoothmax`` after
-``pip install -e .`` at each commit). Each build is loaded as its own copy of the package; the
-two are called in interleaved rounds (median of 40 calls per round, median over 15 rounds) on
-``N(0, 1)·10`` inputs, and their outputs must agree bit for bit (an AssertionError says where
-not). Prints the old and new median times and their ratio per function and shape.
+Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [--axis 0] [--scale S]
+[--sort] [ROWSxN ...]``, where each ``.so`` is a built ``smoothmax/_core.abi3.so`` (copy it out
+of ``python/smoothmax`` after ``pip install -e .`` at each commit). Each build is loaded as its
+own copy of the package; the two are called in interleaved rounds (median of 40 calls per
+round, median over 15 rounds) on ``N(0, 1)·scale`` inputs (scale 10 unless ``--scale``;
+``--sort`` sorts them along the axis), and their outputs must agree bit for bit (an
+AssertionError says where not). Prints the old and new median times and their ratio per
+function and shape.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--axis", type=int, default=-1, help="0 times the axis-0 kernels")
+    parser.add_argument("--scale", type=float, default=10.0, help="inputs are N(0, 1)·scale")
+    parser.add_argument("--sort", action="store_true", help="sort each input along the axis")
     parser.add_argument(
         "--ulps",
         type=int,
@@ -66,7 +70,10 @@ def main() -> None:
         }
         for text in args.shapes:
             shape = tuple(int(d) for d in text.split("x"))
-            x = (rng.standard_normal(shape) * 10).astype(args.dtype)
+            x = rng.standard_normal(shape) * args.scale
+            if args.sort:
+                x = np.sort(x, axis=args.axis)
+            x = x.astype(args.dtype)
             for fn in FUNCTIONS:
                 old, new = (getattr(builds[k], fn) for k in ("old", "new"))
                 a, b = old(x, axis=args.axis), new(x, axis=args.axis)
