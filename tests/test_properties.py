@@ -385,6 +385,65 @@ def test_medium_rows_by_the_tile_match_single_rows(dtype, n, rows):
     np.testing.assert_array_equal(x, before)
 
 
+def _one_pass_rows(n: int) -> dict[str, np.ndarray]:
+    """Rows that make the one-pass float32 softmax move its shift (or give up) in every way."""
+    rng = np.random.default_rng(n)
+    base = rng.standard_normal(n)
+    k = max(n // 2, 64)  # the later part starts past the first blocks
+    rows = {f"scale {sc:g}": base * sc for sc in (1, 10, 30, 100, 1e3, 6e4)}
+    rows["sorted"] = np.sort(base) * 30
+    rows["sorted down"] = np.sort(base)[::-1] * 30
+    rows["staircase"] = np.repeat(np.arange(n // 32 + 1) * 15.0, 32)[:n] + base
+    for label, jump in [("jump 40", 40), ("jump 80", 80), ("jump 110", 110), ("jump 2000", 2000)]:
+        # 58, 115, 159 and 2885 octaves: the y kept before the jump stay normal, turn partly
+        # subnormal, all subnormal or zero, and wholly zero
+        r = base.copy()
+        r[k:] += jump
+        rows[label] = r
+    rows["near the limit"] = 65000.0 + base * 200  # the shift's limit stays within M_LIMIT
+    r = base * 10
+    r[k] = 1e6  # beyond M_LIMIT, found late: the float64-lane path
+    rows["far max late"] = r
+    r = base * 10
+    r[-1] = np.nan  # NaN in the last block, behind a block max it does not change
+    rows["nan late"] = r
+    r = base * 10
+    r[k + 3] = np.nan
+    r[k + 3 + 16] = 500.0  # a large entry in the NaN's lane of the same block
+    rows["nan beside a large entry"] = r
+    r = base * 10
+    r[k] = np.inf
+    rows["inf late"] = r
+    r = base * 10
+    r[k:] = -np.inf
+    rows["-inf tail"] = r
+    r = base * 10
+    r[:40] = -np.inf  # the first block has no finite entry: the two passes
+    rows["-inf head"] = r
+    return {name: v.astype(np.float32) for name, v in rows.items()}
+
+
+@pytest.mark.parametrize("n", [256, 300, 1000, 4099])
+def test_one_pass_softmax_matches_the_two_passes(n):
+    """float32 softmax rows of ≥ 128 entries written to another array skip the max pass, moving
+    their shift as larger entries come; in place they take the two passes. The two agree bit
+    for bit (by construction up to a last-bit rounding of the sum with probability ~2⁻¹⁰⁰), on
+    rows that move the shift by every amount, and on NaN, ±inf and far maxima found late."""
+    for name, x in _one_pass_rows(n).items():
+        before = x.copy()
+        one_pass = np.asarray(softmax(x))
+        two_pass = x.copy()
+        softmax(two_pass, out=two_pass)
+        assert np.array_equal(one_pass, two_pass, equal_nan=True), name
+        np.testing.assert_array_equal(x, before)
+        # axis-0 strips and a batch through the row kernel take the two passes as well
+        np.testing.assert_array_equal(softmax(x[:, None], axis=0)[:, 0], one_pass, err_msg=name)
+        batch = np.asarray(softmax(np.stack([x, x[::-1]]), axis=-1))
+        np.testing.assert_array_equal(batch[0], one_pass, err_msg=name)
+        if name in ("sorted", "jump 80", "scale 100", "staircase"):
+            assert max_ulp(one_pass, ld_softmax(x)) <= 4.0, name
+
+
 @pytest.mark.parametrize("n", [3, 10, 24])
 def test_tile_lane_constants_match_single_rows(n):
     """A float32 tile whose 16 rows are free of NaN and have maxima within ±65536 (the f32-lane

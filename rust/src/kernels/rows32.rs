@@ -7,7 +7,10 @@
 //! `e^{x − s} = 2^{K − K_m} e^{r}`, where `K = round(x / ln 2)` and
 //! `r = (x − K·LN2_HI) − (K − K_m)·LN2_LO` is rounded once (see [`exp32_shifted_n`]).
 //! softmax does not depend on the shift; logsumexp and log_softmax convert back with
-//! `e^{s − m}`, once per row, in f64.
+//! `e^{s − m}`, once per row, in f64. softmax reduces by `K·LN2_LO` instead
+//! ([`softmax_terms`]), so its `1 + t` does not depend on the shift either, and its row kernel
+//! skips the max pass when it writes to another buffer: it takes the shift from the first
+//! block and moves it when a larger entry comes ([`OnePassOp`]), with the two-pass results.
 //!
 //! Accuracy: `1 + t` carries ≤ 0.73u relative error (u = 2⁻²⁴): the rounding of `r` (2⁻²⁶),
 //! that of `t` (2⁻²⁶ absolute, ≤ 1.42·2⁻²⁶ relative to `1 + t ≥ 0.705`) and the polynomial's
@@ -38,7 +41,7 @@
 
 use super::rows::{spill, tree, two_sum};
 use crate::math::exp::{exp_v, Degree};
-use crate::math::exp32::{exp32_shifted_n, LN2_HI, LOG2_E, MAGIC32};
+use crate::math::exp32::{exp32_shifted_n, ln2_lo, LN2_HI, LOG2_E, MAGIC32};
 use crate::math::log::log1p_v;
 use crate::simd::{Simd, VLANES, WIDEN_SCALE};
 
@@ -208,6 +211,11 @@ pub(crate) unsafe fn row_max<S: Simd>(s: S, x: *const f32, n: usize) -> (f32, bo
     (m, s.fmany(nan))
 }
 
+/// `K = round(m / ln 2)` as the kernels compute it (finite `|m| ≤ M_LIMIT`).
+fn octave_of(m: f32) -> i32 {
+    (m.mul_add(LOG2_E, MAGIC32) - MAGIC32) as i32
+}
+
 /// The row's shift `s = K_m·ln 2`.
 #[derive(Clone, Copy)]
 pub(crate) struct Shift {
@@ -222,10 +230,14 @@ impl Shift {
         if !m.is_finite() || m.abs() > M_LIMIT {
             return None;
         }
-        let k_m = (m.mul_add(LOG2_E, MAGIC32) - MAGIC32) as i32;
+        Some(Shift::at(octave_of(m)))
+    }
+
+    /// The shift `K_m·ln 2` for a given `K_m` (finite `|K_m| ≤ 2¹⁷`).
+    fn at(k_m: i32) -> Shift {
         // Rounding `low` to f32 moves it by < 0.005, far from the ±0.35 that would change its K.
         let low = ((k_m - EXP_OFFSET) as f64 * std::f64::consts::LN_2) as f32;
-        Some(Shift { k_m, low })
+        Shift { k_m, low }
     }
 
     /// `[low, MAGIC32 + K_m, MAGIC32 + EXP_OFFSET − K_m]`: the lane values of [`LaneShift`]
@@ -354,7 +366,22 @@ pub(crate) fn exp_terms<S: Simd, const N: usize>(
     count: usize,
     lanes: &LaneShift<S::F>,
 ) -> ([S::F; N], [S::F; N]) {
-    shifted_terms::<S, N, true>(s, v, count, lanes)
+    shifted_terms::<S, N, { ln2_lo::RELATIVE }>(s, v, count, lanes)
+}
+
+/// [`exp_terms`] for softmax: the same `2^{K − K_m + 64}` but `t` reduced by `K·LN2_LO`
+/// ([`ln2_lo::ABSOLUTE`]), so it does not depend on the shift: a row's terms under shifts
+/// `K_m` and `K_m'` differ by exactly `2^{K_m' − K_m}` wherever both are normal, which lets the
+/// one-pass row kernel ([`softmax_row`]) move its shift and still return what the two-pass
+/// layouts return.
+#[inline(always)]
+pub(crate) fn softmax_terms<S: Simd, const N: usize>(
+    s: S,
+    v: &[S::F; N],
+    count: usize,
+    lanes: &LaneShift<S::F>,
+) -> ([S::F; N], [S::F; N]) {
+    shifted_terms::<S, N, { ln2_lo::ABSOLUTE }>(s, v, count, lanes)
 }
 
 /// [`exp_terms`] without the reduction's `LN2_LO` term (see [`exp32_shifted_n`]), for the f32
@@ -378,11 +405,11 @@ pub(crate) fn run_terms<S: Simd, const N: usize>(
     count: usize,
     lanes: &LaneShift<S::F>,
 ) -> ([S::F; N], [S::F; N]) {
-    shifted_terms::<S, N, false>(s, v, count, lanes)
+    shifted_terms::<S, N, { ln2_lo::NONE }>(s, v, count, lanes)
 }
 
 #[inline(always)]
-fn shifted_terms<S: Simd, const N: usize, const LN2_LO_TERM: bool>(
+fn shifted_terms<S: Simd, const N: usize, const LO_TERM: u8>(
     s: S,
     v: &[S::F; N],
     count: usize,
@@ -394,8 +421,7 @@ fn shifted_terms<S: Simd, const N: usize, const LN2_LO_TERM: bool>(
         // −inf (padding, masked entries) is clamped like any far-away entry.
         xc[j] = s.fmax(lanes.low[j % nf::<S>()], v[j]);
     }
-    let (t, k_magic) =
-        exp32_shifted_n::<S, N, LN2_LO_TERM>(s, &xc, count, &lanes.k_mm[..nf::<S>()]);
+    let (t, k_magic) = exp32_shifted_n::<S, N, LO_TERM>(s, &xc, count, &lanes.k_mm[..nf::<S>()]);
     let mut p2 = k_magic;
     for j in 0..count {
         // The exponent field K − K_m + 191 is 0 at the clamp.
@@ -443,7 +469,11 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
 impl<S: Simd, const STORE: bool> BlockOp<S> for RoundedSumOp<S, STORE> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
-        let (t, p2) = exp_terms(s, v, nb::<S>(), &self.lanes);
+        let (t, p2) = if STORE {
+            softmax_terms(s, v, nb::<S>(), &self.lanes)
+        } else {
+            exp_terms(s, v, nb::<S>(), &self.lanes)
+        };
         for j in 0..nb::<S>() {
             let y = s.ffma(t[j], p2[j], p2[j]);
             if STORE {
@@ -882,11 +912,210 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> Option<f
     Some(m as f64 + sum)
 }
 
-/// softmax (or log_softmax when `log`) of a float32 row into `out` (which may equal `x`);
-/// `false`, with nothing written, when `|max| > M_LIMIT` (the caller takes the f64-lane path).
+/// How far above its block's maximum the one-pass softmax puts its shift, in octaves: it
+/// moves the shift only when an entry exceeds it, so the gap saves moves on rows whose maximum
+/// grows (sorted rows move it about every 32 octaves), while every entry that it clamps or
+/// leaves subnormal stays more than 150 octaves below the row's maximum, where the two-pass
+/// kernel's output is 0 too (see [`OnePassOp`]). At most 39.
+const ONE_PASS_GAP: i32 = 32;
+
+/// Rows shorter than this take the two passes: the first block's scalar maximum and the
+/// per-block test would cost about what the max pass saves.
+const ONE_PASS_MIN: usize = 256;
+
+/// `2^e` as an f64, exactly (0 below the subnormal range); `e ≤ 1023`.
+fn pow2_f64(e: i32) -> f64 {
+    if e < -1074 {
+        0.0
+    } else if e < -1022 {
+        f64::from_bits(1u64 << (e + 1074))
+    } else {
+        f64::from_bits(((e + 1023) as u64) << 52)
+    }
+}
+
+/// softmax's pass 2 without its max pass: [`RoundedSumOp`] under a shift `K_s` taken from the
+/// first block's maximum plus [`ONE_PASS_GAP`] octaves, with each block first tested against
+/// `K_s·ln 2`. A block with an entry above it (or `+inf`) moves the shift to its own maximum
+/// plus the gap, after scaling the sums and the `y` already in `out` by `2^{K_s − K_s'}`
+/// (powers of two: exact wherever the result is normal). A NaN or infinite entry, or one
+/// beyond `M_LIMIT`, ends the pass (`failed`; a NaN that the block test does not see shows in
+/// the sum, see [`NAN_SEEN`]), and the caller takes the two passes instead (which is why `out`
+/// must not be `x`).
+///
+/// It returns what the two-pass kernel returns, to the bit, but for a last-bit difference in
+/// the sum with probability ~2⁻¹⁰⁰: every entry keeps `K ≤ K_s ≤ K_m + 32`, so each
+/// `y = 2^{K − K_s + 64}(1 + t)` is the two-pass `y` times `2^{K_m − K_s}` wherever both are
+/// normal ([`softmax_terms`]' `t` does not depend on the shift), the sum and `1/S` are scaled
+/// by the same power of two, and the outputs `y·(1/S)` round alike. The entries where they are
+/// not normal lie more than 190 − 32 octaves below the max: both kernels output 0 there, and
+/// their share of the sum (below 2⁻¹⁵⁰ relative) moves it only if it sits that close to a
+/// rounding boundary.
+struct OnePassOp<S: Simd> {
+    sums: RoundedSumOp<S, true>,
+    k_s: i32,
+    limit: S::F,
+    /// The start of `out`, and how many of its entries hold `y` so far.
+    out: *mut f32,
+    done: usize,
+    failed: bool,
+}
+
+impl<S: Simd> OnePassOp<S> {
+    /// The pass's state for a row whose first block is `first`; `None` when that block holds
+    /// a NaN or infinite entry or one beyond `M_LIMIT`, or only `−inf`.
+    #[inline(always)]
+    fn new(s: S, first: &[S::F; BLOCK], out: *mut f32) -> Option<Self> {
+        let (m, nan) = block_max(s, first);
+        if nan || !m.is_finite() || m.abs() > M_LIMIT {
+            return None;
+        }
+        let k_s = octave_of(m) + ONE_PASS_GAP;
+        Some(OnePassOp {
+            sums: RoundedSumOp::new(s, Shift::at(k_s)),
+            k_s,
+            limit: s.fsplat(limit_of(k_s)),
+            out,
+            done: 0,
+            failed: false,
+        })
+    }
+
+    /// Move the shift to `k_new` (above `k_s`): scale the sums and the `y` in `out`.
+    #[inline(always)]
+    fn move_shift(&mut self, s: S, k_new: i32) {
+        let drop = self.k_s - k_new;
+        let factor = s.splat(pow2_f64(drop));
+        for acc in self.sums.acc.iter_mut() {
+            *acc = s.mul(*acc, factor);
+        }
+        // 2^drop in two normal f32 steps (the second 0 where every product would be); `done`
+        // is a multiple of BLOCK.
+        let first = drop.max(-100);
+        let second = (drop - first).max(-150);
+        let (f1, f2) = (
+            s.fsplat(pow2_f64(first) as f32),
+            s.fsplat(pow2_f64(second) as f32),
+        );
+        let mut i = 0;
+        while i < self.done {
+            // SAFETY: out holds `done` floats of this row.
+            unsafe {
+                let p = self.out.add(i);
+                s.fstore(p, s.fmul(s.fmul(s.fload(p), f1), f2));
+            }
+            i += S::LANES32;
+        }
+        self.k_s = k_new;
+        self.sums.lanes = LaneShift::splat(s, Shift::at(k_new));
+        self.limit = s.fsplat(limit_of(k_new));
+    }
+}
+
+/// `k·ln 2` as an f32: entries up to it have `K ≤ k` (the roundings of the limit and of
+/// `x·log₂ e` move `x / ln 2` by at most `|k|·2⁻²³ ≤ 0.03`, far from the next `K`).
+fn limit_of(k: i32) -> f32 {
+    (k as f64 * std::f64::consts::LN_2) as f32
+}
+
+/// A block's maximum (NaN ignored) and whether it holds a NaN.
+#[inline(always)]
+fn block_max<S: Simd>(s: S, v: &[S::F; BLOCK]) -> (f32, bool) {
+    let (mut top, mut nan) = (v[0], s.fis_nan(v[0]));
+    for j in 1..nb::<S>() {
+        // fmax(v, top) returns top when v is NaN: the NaN is tracked in `nan` instead.
+        top = s.fmax(v[j], top);
+        nan = s.fmor(nan, s.fis_nan(v[j]));
+    }
+    let mut lanes = [0.0f32; VLANES];
+    // SAFETY: `lanes` holds VLANES ≥ LANES32 floats.
+    unsafe { s.fstore(lanes.as_mut_ptr(), top) };
+    let m = lanes[..S::LANES32]
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    (m, s.fmany(nan))
+}
+
+impl<S: Simd> BlockOp<S> for OnePassOp<S> {
+    #[inline(always)]
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
+        if self.failed {
+            return;
+        }
+        // fmax drops NaN, which the sum catches instead.
+        let mut top = v[0];
+        for j in 1..nb::<S>() {
+            top = s.fmax(v[j], top);
+        }
+        if s.fmany(s.flt(self.limit, top)) {
+            let (m, nan) = block_max(s, v);
+            // A NaN seen earlier must show before the move scales its mark away.
+            if nan || !m.is_finite() || m.abs() > M_LIMIT || nan_seen(self.sums.total(s)) {
+                self.failed = true;
+                return;
+            }
+            self.move_shift(s, octave_of(m) + ONE_PASS_GAP);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.sums.block(s, v, out) };
+        self.done += BLOCK;
+    }
+}
+
+/// softmax of a float32 row of at least [`ONE_PASS_MIN`] entries into `out` (not `x`) by
+/// [`OnePassOp`]: `Σ y` (scaled), or `None` when the row needs the two passes.
 ///
 /// # Safety
-/// `x` readable and `out` writable for `n` floats.
+/// `x` readable and `out` writable for `n ≥ BLOCK` floats; they do not overlap.
+#[inline(always)]
+unsafe fn one_pass_sum<S: Simd>(s: S, x: *const f32, out: *mut f32, n: usize) -> Option<f64> {
+    // SAFETY: n ≥ BLOCK.
+    let first = unsafe { load_block::<S>(s, x) };
+    let mut op = OnePassOp::new(s, &first, out)?;
+    // SAFETY: forwarded contract.
+    unsafe { for_blocks(s, x, out, n, &mut op) };
+    let total = op.sums.total(s);
+    (!op.failed && !nan_seen(total)).then_some(total)
+}
+
+/// Whether a one-pass softmax sum `Σ y` shows a NaN entry (see [`NAN_SEEN`]).
+fn nan_seen(total: f64) -> bool {
+    total.is_nan() || total >= NAN_SEEN
+}
+
+/// `Σ y` of the one-pass softmax at or above this (or NaN) means a NaN entry: its `y` is NaN,
+/// whose exponent field of 255 [`Simd::widen_scaled`] carries into the sum as `2¹²⁸` or more,
+/// while every other `y` is below `2^{66}`.
+const NAN_SEEN: f64 = 340_282_366_920_938_463_463_374_607_431_768_211_456.0;
+
+/// softmax's pass 3: `out_i = y_i / total` (`total` = `Σ y`), `1/total` as an f32 pair.
+///
+/// # Safety
+/// `out` readable and writable for `n` floats.
+#[inline(always)]
+unsafe fn scale_by_inverse<S: Simd>(s: S, out: *mut f32, n: usize, total: f64) {
+    let (inv_hi, inv_lo) = f32_pair(1.0 / total, 0.0);
+    let mut scale = ScaleOp::<S> {
+        inv_hi: s.fsplat(inv_hi),
+        inv_lo: s.fsplat(inv_lo),
+    };
+    // SAFETY: forwarded contract.
+    unsafe { for_blocks(s, out, out, n, &mut scale) };
+}
+
+/// softmax (or log_softmax when `log`) of a float32 row into `out` (which may equal `x`);
+/// `false` when `|max| > M_LIMIT` (the caller takes the f64-lane path, which reads only `x`:
+/// `out` may hold partial results then, but only when it is not `x`).
+///
+/// softmax rows of at least [`ONE_PASS_MIN`] entries written to another buffer skip the max
+/// pass ([`one_pass_sum`]; A/B float32 softmax: (4096, 1000) ×1.09–1.35, (64, 32000)
+/// ×1.18–1.25, rows that stay in L2 such as (1, 100000) ×0.99–1.02): the max pass streams the
+/// row in from L3 or memory while the exp pass is bound by its arithmetic, which then hides
+/// the loads. In place, the two passes run, so that a row with a NaN, an infinity or an entry
+/// beyond `M_LIMIT` found late can start over from `x`.
+///
+/// # Safety
+/// `x` readable and `out` writable for `n` floats; equal or not overlapping.
 #[inline(always)]
 pub(crate) unsafe fn softmax_row<S: Simd>(
     s: S,
@@ -897,6 +1126,14 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
 ) -> bool {
     if n == 0 {
         return true;
+    }
+    if !log && n >= ONE_PASS_MIN && !std::ptr::eq(x, out) {
+        // SAFETY (both blocks): forwarded contract; `out` is not `x`, and the caller's
+        // buffers do not overlap otherwise.
+        if let Some(total) = unsafe { one_pass_sum(s, x, out, n) } {
+            unsafe { scale_by_inverse(s, out, n, total) };
+            return true;
+        }
     }
     // SAFETY (all blocks): forwarded contract.
     let (m, nan) = unsafe { row_max(s, x, n) };
@@ -921,13 +1158,7 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         // The rounded y wait in `out` (each element is read before it is written).
         let mut op = RoundedSumOp::<S, true>::new(s, shift);
         unsafe { for_blocks(s, x, out, n, &mut op) };
-        let inv = 1.0 / op.total(s);
-        let (inv_hi, inv_lo) = f32_pair(inv, 0.0);
-        let mut scale = ScaleOp::<S> {
-            inv_hi: s.fsplat(inv_hi),
-            inv_lo: s.fsplat(inv_lo),
-        };
-        unsafe { for_blocks(s, out, out, n, &mut scale) };
+        unsafe { scale_by_inverse(s, out, n, op.total(s)) };
     }
     true
 }

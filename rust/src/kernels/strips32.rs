@@ -20,8 +20,8 @@
 use super::cols32::{line_results, ColOp, LineResults};
 use super::rows::{load_chunk, tree};
 use super::rows32::{
-    exp_terms, lse_term, minus_pair, nf, ratio, run_lse, run_terms, tie_value, times_pair,
-    widened_sums, LaneShift, LineSums, Shift, RUN_MIN_LEN,
+    exp_terms, lse_term, minus_pair, nf, ratio, run_lse, run_terms, softmax_terms, tie_value,
+    times_pair, widened_sums, LaneShift, LineSums, Shift, RUN_MIN_LEN,
 };
 use crate::simd::{Simd, VLANES};
 
@@ -371,7 +371,11 @@ unsafe fn step<S: Simd>(
         // SAFETY: forwarded contract.
         v[k] = unsafe { s.fload(x.row(i + k / per).add(c + (k % per) * l32)) };
     }
-    let (t, p2) = exp_terms::<S, { 2 * VLANES }>(s, &v, count, lanes);
+    let (t, p2) = if softmax {
+        softmax_terms::<S, { 2 * VLANES }>(s, &v, count, lanes)
+    } else {
+        exp_terms::<S, { 2 * VLANES }>(s, &v, count, lanes)
+    };
     let mut acc = [s.splat(0.0); VLANES];
     let mut lo = [s.fsplat(0.0); VLANES];
     let mut ties = [s.fsplat(0.0); VLANES];

@@ -144,13 +144,25 @@ pub fn exp32_reduced_n<S: Simd, const N: usize>(
 /// `(t, k_magic)` for `N` vectors, as in [`exp32_shifted_n`].
 pub type ShiftedLanes<F, const N: usize> = ([F; N], [F; N]);
 
+/// How [`exp32_shifted_n`] takes the low part `LN2_LO` of `K·ln 2` into its reduced argument.
+pub mod ln2_lo {
+    /// `(K − K_m)·LN2_LO`: exact relative to the row's `K_m·LN2_HI` (logsumexp and
+    /// log_softmax, which convert back with `e^{K_m·LN2_HI − m}`).
+    pub const RELATIVE: u8 = 0;
+    /// `K·LN2_LO`: `t` depends on `x` alone, not on the shift, so rows shifted by different
+    /// `K_m` give the same `1 + t` (softmax, whose one-pass row kernel moves its shift).
+    pub const ABSOLUTE: u8 = 1;
+    /// Left out (the f32 runs of logsumexp, whose results have room for the bias).
+    pub const NONE: u8 = 2;
+}
+
 /// `e^{x − K_m·LN2_HI} = 2^{K − K_m}·(1 + t)` for the first `count` of `N` vectors (the
 /// shifted kernels' exponential): vector `j` belongs to the lanes `j % lanes` of `k_mm`, which
 /// holds `MAGIC32 + K_m` per lane. Returns `t` and `k_magic = MAGIC32 + K` (for
 /// [`Simd::fpow2_from_magic_lanes`]).
 ///
 /// Valid for finite `x` with `|x| ≤ 2¹⁷` and `K_m − 192 ≤ K ≤ K_m` (the caller clamps `x`
-/// below and never passes more than its row maximum). The reduction
+/// below and never passes more than its row maximum). With [`ln2_lo::RELATIVE`] the reduction
 /// `r = (x − K·LN2_HI) − (K − K_m)·LN2_LO` rounds once: `x − K·LN2_HI` is exact (as in
 /// [`exp32_reduced_n`]) and `(K − K_m)·LN2_LO` is an exact product, so the only roundings are
 /// that of `r` (≤ 2⁻²⁶ relative to `e^r`) and of `t = r + r²p(r)` (≤ 2⁻²⁶ absolute), beside
@@ -158,17 +170,24 @@ pub type ShiftedLanes<F, const N: usize> = ([F; N], [F; N]);
 /// is left out here, so `1 + t` is `e^{x − K_m·LN2_HI}/2^{K−K_m}` and callers that need
 /// `e^{x − m}` convert with `e^{K_m·LN2_HI − m}` (exact `K_m·LN2_HI` in f64).
 ///
+/// With [`ln2_lo::ABSOLUTE`] it is `r = (x − K·LN2_HI) − K·LN2_LO`, also rounded once (`k_mm`
+/// is not read): `1 + t` is `e^{x − K·(LN2_HI + LN2_LO)}`, whose factor
+/// `e^{K·(ln 2 − LN2_HI − LN2_LO)}` against `e^{x − K·ln 2}` is common to a row but for
+/// `e^{(K − K_m)·2⁻⁵³}` (≤ 2⁻⁴⁵ relative over the 192 octaves kept): softmax divides it away.
+/// `|K·LN2_LO| ≤ 3.6·10⁻⁴` for `|x| ≤ 2¹⁷`, so `|r|` stays within the polynomial's range as in
+/// [`exp32_reduced_n`], which reduces the same way. One operation fewer than `RELATIVE`.
+///
 /// Compared with [`exp32_reduced_n`] this drops the split `r_hi + r_lo` and its correction:
 /// 4 fewer operations and a dependency chain about 15 cycles shorter per vector.
 ///
-/// With `LN2_LO_TERM = false` the reduction stops at `r = x − K·LN2_HI` (exact, so `t` then
+/// With [`ln2_lo::NONE`] the reduction stops at `r = x − K·LN2_HI` (exact, so `t` then
 /// carries only its own rounding and the polynomial's error), 2 fewer operations per vector:
 /// `1 + t` is then `e^{x − K_m·LN2_HI}/2^{K−K_m}` times `e^{(K_m − K)·|LN2_LO|}`, a bias of
 /// `(K_m − K)·2⁻²⁸·⁹⁷` relative that grows with the term's distance below the max while its
 /// weight halves per step: over a sum that includes its max entry it stays below
 /// `log₂ n · 2⁻²⁸·⁹⁷` relative (see `rows32::run_terms`).
 #[inline(always)]
-pub fn exp32_shifted_n<S: Simd, const N: usize, const LN2_LO_TERM: bool>(
+pub fn exp32_shifted_n<S: Simd, const N: usize, const LO_TERM: u8>(
     s: S,
     x: &[S::F; N],
     count: usize,
@@ -187,11 +206,13 @@ pub fn exp32_shifted_n<S: Simd, const N: usize, const LN2_LO_TERM: bool>(
     for j in 0..count {
         let k = s.fsub(k_magic[j], magic);
         let r1 = s.ffma(k, s.fsplat(-LN2_HI), x[j]); // exact
-        r[j] = if LN2_LO_TERM {
-            let k_rel = s.fsub(k_magic[j], k_mm[j % lanes]); // K − K_m, exact
-            s.ffma(k_rel, s.fsplat(-LN2_LO), r1)
-        } else {
-            r1
+        r[j] = match LO_TERM {
+            ln2_lo::RELATIVE => {
+                let k_rel = s.fsub(k_magic[j], k_mm[j % lanes]); // K − K_m, exact
+                s.ffma(k_rel, s.fsplat(-LN2_LO), r1)
+            }
+            ln2_lo::ABSOLUTE => s.ffma(k, s.fsplat(-LN2_LO), r1),
+            _ => r1,
         };
     }
     for j in 0..count {
