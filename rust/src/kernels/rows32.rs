@@ -912,11 +912,11 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> Option<f
     Some(m as f64 + sum)
 }
 
-/// How far above its block's maximum the one-pass softmax puts its shift, in octaves: it
-/// moves the shift only when an entry exceeds it, so the gap saves moves on rows whose maximum
-/// grows (sorted rows move it about every 32 octaves), while every entry that it clamps or
-/// leaves subnormal stays more than 150 octaves below the row's maximum, where the two-pass
-/// kernel's output is 0 too (see [`OnePassOp`]). At most 39.
+/// How far above its first block's maximum the one-pass softmax puts its shift, in octaves: it
+/// moves the shift only when an entry exceeds it, so the gap spares rows whose maximum lies
+/// somewhat above their first entries' the move, while every entry that it clamps or leaves
+/// subnormal stays more than 150 octaves below the row's maximum, where the two-pass kernel's
+/// output is 0 too (see [`OnePassOp`]). At most 39.
 const ONE_PASS_GAP: i32 = 32;
 
 /// Rows shorter than this take the two passes: the first block's scalar maximum and the
@@ -936,12 +936,15 @@ fn pow2_f64(e: i32) -> f64 {
 
 /// softmax's pass 2 without its max pass: [`RoundedSumOp`] under a shift `K_s` taken from the
 /// first block's maximum plus [`ONE_PASS_GAP`] octaves, with each block first tested against
-/// `K_s·ln 2`. A block with an entry above it (or `+inf`) moves the shift to its own maximum
-/// plus the gap, after scaling the sums and the `y` already in `out` by `2^{K_s − K_s'}`
-/// (powers of two: exact wherever the result is normal). A NaN or infinite entry, or one
-/// beyond `M_LIMIT`, ends the pass (`failed`; a NaN that the block test does not see shows in
-/// the sum, see [`NAN_SEEN`]), and the caller takes the two passes instead (which is why `out`
-/// must not be `x`).
+/// `K_s·ln 2`. The first block with an entry above it (or `+inf`) makes the pass take the max
+/// pass over the rest of the row, whose maximum is the row's (the entries before stayed below
+/// the test), and move the shift there, the two-pass kernel's, after scaling the sums and the
+/// `y` already in `out` by `2^{K_s − K_m}` (powers of two: exact wherever the result is normal);
+/// so a row pays at most one partial max pass and one rescale of what it has written (sorted
+/// rows, rows of wide scale), against the whole max pass it saves on the others. A NaN or
+/// infinite entry, or a maximum beyond `M_LIMIT`, ends the pass ([`Phase::Failed`]; a NaN that the block
+/// test does not see shows in the sum, see [`NAN_SEEN`]), and the caller takes the two passes
+/// instead (which is why `out` must not be `x`).
 ///
 /// It returns what the two-pass kernel returns, to the bit, but for a last-bit difference in
 /// the sum with probability ~2⁻¹⁰⁰: every entry keeps `K ≤ K_s ≤ K_m + 32`, so each
@@ -955,17 +958,31 @@ struct OnePassOp<S: Simd> {
     sums: RoundedSumOp<S, true>,
     k_s: i32,
     limit: S::F,
-    /// The start of `out`, and how many of its entries hold `y` so far.
+    /// The row, its length, and how many entries of `out` hold `y` so far.
+    x: *const f32,
     out: *mut f32,
+    n: usize,
     done: usize,
-    failed: bool,
+    phase: Phase,
+}
+
+/// Where a row of [`OnePassOp`] stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Each block is tested against the shift's limit.
+    Testing,
+    /// The shift is the row's: the rest of the row lies at or below its maximum, untested.
+    Moved,
+    /// The row takes the two passes.
+    Failed,
 }
 
 impl<S: Simd> OnePassOp<S> {
-    /// The pass's state for a row whose first block is `first`; `None` when that block holds
-    /// a NaN or infinite entry or one beyond `M_LIMIT`, or only `−inf`.
+    /// The pass's state for the row `x` of `n ≥ BLOCK` entries whose first block is `first`;
+    /// `None` when that block holds a NaN or infinite entry or one beyond `M_LIMIT`, or only
+    /// `−inf`.
     #[inline(always)]
-    fn new(s: S, first: &[S::F; BLOCK], out: *mut f32) -> Option<Self> {
+    fn new(s: S, first: &[S::F; BLOCK], x: *const f32, out: *mut f32, n: usize) -> Option<Self> {
         let (m, nan) = block_max(s, first);
         if nan || !m.is_finite() || m.abs() > M_LIMIT {
             return None;
@@ -975,40 +992,55 @@ impl<S: Simd> OnePassOp<S> {
             sums: RoundedSumOp::new(s, Shift::at(k_s)),
             k_s,
             limit: s.fsplat(limit_of(k_s)),
+            x,
             out,
+            n,
             done: 0,
-            failed: false,
+            phase: Phase::Testing,
         })
     }
 
-    /// Move the shift to `k_new` (above `k_s`): scale the sums and the `y` in `out`.
+    /// Whether a lane's sum holds a NaN's mark (see [`NAN_SEEN`]): a widened sum of `y` below
+    /// `2^{66}` each stays below `2⁻⁷⁶⁹` unscaled.
+    #[inline(always)]
+    fn nan_marked(&self, s: S) -> bool {
+        let mark = s.splat(NAN_SEEN / WIDEN_SCALE / 2.0);
+        let mut seen = s.none();
+        for a in 0..nf::<S>() * ratio::<S>() {
+            // ge is false for NaN sums: a NaN y widens to a finite mark, never to NaN.
+            seen = s.or(seen, s.ge(self.sums.acc[a], mark));
+        }
+        s.any(seen)
+    }
+
+    /// Move the shift to `k_new` (`≥ k_s`), for good: scale the sums and the `y` in `out`.
     #[inline(always)]
     fn move_shift(&mut self, s: S, k_new: i32) {
         let drop = self.k_s - k_new;
         let factor = s.splat(pow2_f64(drop));
-        for acc in self.sums.acc.iter_mut() {
-            *acc = s.mul(*acc, factor);
+        for a in 0..nf::<S>() * ratio::<S>() {
+            self.sums.acc[a] = s.mul(self.sums.acc[a], factor);
         }
-        // 2^drop in two normal f32 steps (the second 0 where every product would be); `done`
-        // is a multiple of BLOCK.
-        let first = drop.max(-100);
+        // 2^drop as one normal f32 factor, or two (the second 0 where every product would be);
+        // `done` is a multiple of BLOCK.
+        let first = drop.max(-126);
         let second = (drop - first).max(-150);
         let (f1, f2) = (
             s.fsplat(pow2_f64(first) as f32),
             s.fsplat(pow2_f64(second) as f32),
         );
         let mut i = 0;
-        while i < self.done {
+        while i < self.done && drop < 0 {
             // SAFETY: out holds `done` floats of this row.
             unsafe {
                 let p = self.out.add(i);
-                s.fstore(p, s.fmul(s.fmul(s.fload(p), f1), f2));
+                let y = s.fmul(s.fload(p), f1);
+                s.fstore(p, if second < 0 { s.fmul(y, f2) } else { y });
             }
             i += S::LANES32;
         }
         self.k_s = k_new;
         self.sums.lanes = LaneShift::splat(s, Shift::at(k_new));
-        self.limit = s.fsplat(limit_of(k_new));
     }
 }
 
@@ -1036,46 +1068,83 @@ fn block_max<S: Simd>(s: S, v: &[S::F; BLOCK]) -> (f32, bool) {
     (m, s.fmany(nan))
 }
 
-impl<S: Simd> BlockOp<S> for OnePassOp<S> {
+impl<S: Simd> OnePassOp<S> {
+    /// Whether an entry of the block lies above the limit (or is `+inf`; NaN is caught by the
+    /// sum instead, as `fmax` drops it).
     #[inline(always)]
-    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
-        if self.failed {
-            return;
-        }
-        // fmax drops NaN, which the sum catches instead.
+    fn exceeds(&self, s: S, v: &[S::F; BLOCK]) -> bool {
         let mut top = v[0];
         for j in 1..nb::<S>() {
             top = s.fmax(v[j], top);
         }
-        if s.fmany(s.flt(self.limit, top)) {
-            let (m, nan) = block_max(s, v);
-            // A NaN seen earlier must show before the move scales its mark away.
-            if nan || !m.is_finite() || m.abs() > M_LIMIT || nan_seen(self.sums.total(s)) {
-                self.failed = true;
-                return;
-            }
-            self.move_shift(s, octave_of(m) + ONE_PASS_GAP);
+        s.fmany(s.flt(self.limit, top))
+    }
+
+    /// Move the shift to the maximum of the row from entry `done` on, found by a max pass
+    /// there; `false` (failed) on a NaN, an infinity or a maximum beyond `M_LIMIT`.
+    #[inline(always)]
+    fn move_to_row_max(&mut self, s: S) -> bool {
+        // SAFETY: `done < n` entries of the row are behind this point.
+        let (m, nan) = unsafe { row_max(s, self.x.add(self.done), self.n - self.done) };
+        // A NaN seen earlier must show before the move scales its mark away.
+        if nan || !m.is_finite() || m.abs() > M_LIMIT || self.nan_marked(s) {
+            self.phase = Phase::Failed;
+            return false;
+        }
+        self.move_shift(s, octave_of(m));
+        self.phase = Phase::Moved;
+        true
+    }
+}
+
+/// The row's last, partial block (padded with `−inf`), tested like the others.
+impl<S: Simd> BlockOp<S> for OnePassOp<S> {
+    #[inline(always)]
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
+        if self.exceeds(s, v) && !self.move_to_row_max(s) {
+            return;
         }
         // SAFETY: forwarded contract.
         unsafe { self.sums.block(s, v, out) };
-        self.done += BLOCK;
     }
 }
 
 /// softmax of a float32 row of at least [`ONE_PASS_MIN`] entries into `out` (not `x`) by
-/// [`OnePassOp`]: `Σ y` (scaled), or `None` when the row needs the two passes.
+/// [`OnePassOp`]: `Σ y` (scaled), or `None` when the row needs the two passes. The blocks are
+/// tested until one exceeds the limit; the move and the untested rest follow outside that
+/// loop, which keeps it as tight as [`RoundedSumOp`]'s.
 ///
 /// # Safety
 /// `x` readable and `out` writable for `n ≥ BLOCK` floats; they do not overlap.
 #[inline(always)]
 unsafe fn one_pass_sum<S: Simd>(s: S, x: *const f32, out: *mut f32, n: usize) -> Option<f64> {
-    // SAFETY: n ≥ BLOCK.
+    // SAFETY (all blocks): n ≥ BLOCK; forwarded contract.
     let first = unsafe { load_block::<S>(s, x) };
-    let mut op = OnePassOp::new(s, &first, out)?;
-    // SAFETY: forwarded contract.
-    unsafe { for_blocks(s, x, out, n, &mut op) };
+    let mut op = OnePassOp::new(s, &first, x, out, n)?;
+    let full = n - n % BLOCK;
+    let mut i = 0;
+    while i < full {
+        let v = unsafe { load_block::<S>(s, x.add(i)) };
+        if op.exceeds(s, &v) {
+            break;
+        }
+        unsafe { op.sums.block(s, &v, out.add(i)) };
+        i += BLOCK;
+    }
+    op.done = i;
+    if i < full {
+        if !op.move_to_row_max(s) {
+            return None;
+        }
+        unsafe { for_blocks(s, x.add(i), out.add(i), n - i, &mut op.sums) };
+    } else if i < n {
+        unsafe { for_blocks(s, x.add(i), out.add(i), n - i, &mut op) };
+        if op.phase == Phase::Failed {
+            return None;
+        }
+    }
     let total = op.sums.total(s);
-    (!op.failed && !nan_seen(total)).then_some(total)
+    (!nan_seen(total)).then_some(total)
 }
 
 /// Whether a one-pass softmax sum `Σ y` shows a NaN entry (see [`NAN_SEEN`]).
@@ -1108,11 +1177,14 @@ unsafe fn scale_by_inverse<S: Simd>(s: S, out: *mut f32, n: usize, total: f64) {
 /// `out` may hold partial results then, but only when it is not `x`).
 ///
 /// softmax rows of at least [`ONE_PASS_MIN`] entries written to another buffer skip the max
-/// pass ([`one_pass_sum`]; A/B float32 softmax: (4096, 1000) ×1.09–1.35, (64, 32000)
-/// ×1.18–1.25, rows that stay in L2 such as (1, 100000) ×0.99–1.02): the max pass streams the
-/// row in from L3 or memory while the exp pass is bound by its arithmetic, which then hides
-/// the loads. In place, the two passes run, so that a row with a NaN, an infinity or an entry
-/// beyond `M_LIMIT` found late can start over from `x`.
+/// pass ([`one_pass_sum`]): the max pass streams the row in from L3 or memory while the exp
+/// pass is bound by its arithmetic, which then hides the loads. A/B float32 softmax on
+/// `N(0,1)·10` rows: (4096, 1000) ×1.05–1.35 (more when other work loads the machine),
+/// (64, 32000) ×1.09–1.25, (1000, 4096) ×1.17, rows that stay in L2 such as (1, 100000)
+/// ×0.97–1.03; sorted rows and rows of `N(0,1)·100`, which move the shift early and so take a
+/// max pass over most of the row anyway, (4096, 1000) ×0.89–0.93 and (64, 32000) ×1.00–1.07.
+/// In place, the two passes run, so that a row with a NaN, an infinity or an entry beyond
+/// `M_LIMIT` found late can start over from `x`.
 ///
 /// # Safety
 /// `x` readable and `out` writable for `n` floats; equal or not overlapping.
