@@ -942,9 +942,9 @@ fn pow2_f64(e: i32) -> f64 {
 /// `y` already in `out` by `2^{K_s − K_m}` (powers of two: exact wherever the result is normal);
 /// so a row pays at most one partial max pass and one rescale of what it has written (sorted
 /// rows, rows of wide scale), against the whole max pass it saves on the others. A NaN or
-/// infinite entry, or a maximum beyond `M_LIMIT`, ends the pass ([`Phase::Failed`]; a NaN that the block
-/// test does not see shows in the sum, see [`NAN_SEEN`]), and the caller takes the two passes
-/// instead (which is why `out` must not be `x`).
+/// infinite entry, or a maximum beyond `M_LIMIT`, ends the pass (`failed`; a NaN that the
+/// block test does not see shows in the sums, see [`NAN_MARK`]), and the caller takes the two
+/// passes instead (which is why `out` must not be `x`).
 ///
 /// It returns what the two-pass kernel returns, to the bit, but for a last-bit difference in
 /// the sum with probability ~2⁻¹⁰⁰: every entry keeps `K ≤ K_s ≤ K_m + 32`, so each
@@ -963,27 +963,20 @@ struct OnePassOp<S: Simd> {
     out: *mut f32,
     n: usize,
     done: usize,
-    phase: Phase,
-}
-
-/// Where a row of [`OnePassOp`] stands.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Each block is tested against the shift's limit.
-    Testing,
-    /// The shift is the row's: the rest of the row lies at or below its maximum, untested.
-    Moved,
     /// The row takes the two passes.
-    Failed,
+    failed: bool,
 }
 
 impl<S: Simd> OnePassOp<S> {
-    /// The pass's state for the row `x` of `n ≥ BLOCK` entries whose first block is `first`;
-    /// `None` when that block holds a NaN or infinite entry or one beyond `M_LIMIT`, or only
-    /// `−inf`.
+    /// The pass's state for the row `x` of `n ≥ BLOCK` entries; `None` when its first block
+    /// holds a NaN or infinite entry or one beyond `M_LIMIT`, or only `−inf`.
+    ///
+    /// # Safety
+    /// `x` readable for `n ≥ BLOCK` floats.
     #[inline(always)]
-    fn new(s: S, first: &[S::F; BLOCK], x: *const f32, out: *mut f32, n: usize) -> Option<Self> {
-        let (m, nan) = block_max(s, first);
+    unsafe fn new(s: S, x: *const f32, out: *mut f32, n: usize) -> Option<Self> {
+        // SAFETY: forwarded contract.
+        let (m, nan) = unsafe { row_max(s, x, BLOCK) };
         if nan || !m.is_finite() || m.abs() > M_LIMIT {
             return None;
         }
@@ -996,15 +989,14 @@ impl<S: Simd> OnePassOp<S> {
             out,
             n,
             done: 0,
-            phase: Phase::Testing,
+            failed: false,
         })
     }
 
-    /// Whether a lane's sum holds a NaN's mark (see [`NAN_SEEN`]): a widened sum of `y` below
-    /// `2^{66}` each stays below `2⁻⁷⁶⁹` unscaled.
+    /// Whether a lane's sum holds a NaN's mark (see [`NAN_MARK`]).
     #[inline(always)]
     fn nan_marked(&self, s: S) -> bool {
-        let mark = s.splat(NAN_SEEN / WIDEN_SCALE / 2.0);
+        let mark = s.splat(NAN_MARK);
         let mut seen = s.none();
         for a in 0..nf::<S>() * ratio::<S>() {
             // ge is false for NaN sums: a NaN y widens to a finite mark, never to NaN.
@@ -1050,24 +1042,6 @@ fn limit_of(k: i32) -> f32 {
     (k as f64 * std::f64::consts::LN_2) as f32
 }
 
-/// A block's maximum (NaN ignored) and whether it holds a NaN.
-#[inline(always)]
-fn block_max<S: Simd>(s: S, v: &[S::F; BLOCK]) -> (f32, bool) {
-    let (mut top, mut nan) = (v[0], s.fis_nan(v[0]));
-    for j in 1..nb::<S>() {
-        // fmax(v, top) returns top when v is NaN: the NaN is tracked in `nan` instead.
-        top = s.fmax(v[j], top);
-        nan = s.fmor(nan, s.fis_nan(v[j]));
-    }
-    let mut lanes = [0.0f32; VLANES];
-    // SAFETY: `lanes` holds VLANES ≥ LANES32 floats.
-    unsafe { s.fstore(lanes.as_mut_ptr(), top) };
-    let m = lanes[..S::LANES32]
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    (m, s.fmany(nan))
-}
-
 impl<S: Simd> OnePassOp<S> {
     /// Whether an entry of the block lies above the limit (or is `+inf`; NaN is caught by the
     /// sum instead, as `fmax` drops it).
@@ -1088,11 +1062,10 @@ impl<S: Simd> OnePassOp<S> {
         let (m, nan) = unsafe { row_max(s, self.x.add(self.done), self.n - self.done) };
         // A NaN seen earlier must show before the move scales its mark away.
         if nan || !m.is_finite() || m.abs() > M_LIMIT || self.nan_marked(s) {
-            self.phase = Phase::Failed;
+            self.failed = true;
             return false;
         }
         self.move_shift(s, octave_of(m));
-        self.phase = Phase::Moved;
         true
     }
 }
@@ -1119,8 +1092,7 @@ impl<S: Simd> BlockOp<S> for OnePassOp<S> {
 #[inline(always)]
 unsafe fn one_pass_sum<S: Simd>(s: S, x: *const f32, out: *mut f32, n: usize) -> Option<f64> {
     // SAFETY (all blocks): n ≥ BLOCK; forwarded contract.
-    let first = unsafe { load_block::<S>(s, x) };
-    let mut op = OnePassOp::new(s, &first, x, out, n)?;
+    let mut op = unsafe { OnePassOp::new(s, x, out, n) }?;
     let full = n - n % BLOCK;
     let mut i = 0;
     while i < full {
@@ -1139,23 +1111,18 @@ unsafe fn one_pass_sum<S: Simd>(s: S, x: *const f32, out: *mut f32, n: usize) ->
         unsafe { for_blocks(s, x.add(i), out.add(i), n - i, &mut op.sums) };
     } else if i < n {
         unsafe { for_blocks(s, x.add(i), out.add(i), n - i, &mut op) };
-        if op.phase == Phase::Failed {
+        if op.failed {
             return None;
         }
     }
-    let total = op.sums.total(s);
-    (!nan_seen(total)).then_some(total)
+    (!op.nan_marked(s)).then(|| op.sums.total(s))
 }
 
-/// Whether a one-pass softmax sum `Σ y` shows a NaN entry (see [`NAN_SEEN`]).
-fn nan_seen(total: f64) -> bool {
-    total.is_nan() || total >= NAN_SEEN
-}
-
-/// `Σ y` of the one-pass softmax at or above this (or NaN) means a NaN entry: its `y` is NaN,
-/// whose exponent field of 255 [`Simd::widen_scaled`] carries into the sum as `2¹²⁸` or more,
-/// while every other `y` is below `2^{66}`.
-const NAN_SEEN: f64 = 340_282_366_920_938_463_463_374_607_431_768_211_456.0;
+/// `2⁻⁷⁶⁹`: a lane sum of the one-pass softmax (widened, unscaled) at or above this means a NaN
+/// entry: its `y` is NaN, whose exponent field of 255 [`Simd::widen_scaled`] carries into the
+/// sum as `2⁻⁷⁶⁸` or more, while every other `y` is below `2^{66}` (`2⁻⁸³⁰` widened), so a
+/// lane's sum of fewer than `2⁶⁰` of them stays below it.
+const NAN_MARK: f64 = f64::from_bits((1023 - 769) << 52);
 
 /// softmax's pass 3: `out_i = y_i / total` (`total` = `Σ y`), `1/total` as an f32 pair.
 ///
