@@ -16,8 +16,8 @@
 
 use super::rows::{two_sum_v, Scaling};
 use super::rows32::{
-    exp_terms, f32_pairs, log_sums, lse_term, minus_pair, nf, ratio, run_lse, softmax_terms,
-    tie_value, times_pair, widened_sums, LaneShift, LineSums, Shift, M_LIMIT, RUN_MIN_LEN,
+    f32_pairs, log_sums, lse_term, minus_pair, nf, pass_terms, ratio, run_lse, tie_value,
+    times_pair, widened_sums, LaneShift, LineSums, Shift, M_LIMIT, RUN_MIN_LEN,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -312,11 +312,7 @@ impl<S: Simd> ColSums<S> {
             // SAFETY: j·LANES32 + LANES32 <= elems·16.
             v[j] = unsafe { s.fload(p.add(j * S::LANES32)) };
         }
-        let (t, p2) = if softmax {
-            softmax_terms::<S, { 2 * VLANES }>(s, &v, count, shift)
-        } else {
-            exp_terms::<S, { 2 * VLANES }>(s, &v, count, shift)
-        };
+        let (t, p2) = pass_terms::<S, { 2 * VLANES }>(s, &v, count, shift, softmax);
         let one = s.fsplat(1.0);
         for j in 0..count {
             let a = j % per;

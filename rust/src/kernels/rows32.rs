@@ -8,7 +8,7 @@
 //! `r = (x − K·LN2_HI) − (K − K_m)·LN2_LO` is rounded once (see [`exp32_shifted_n`]).
 //! softmax does not depend on the shift; logsumexp and log_softmax convert back with
 //! `e^{s − m}`, once per row, in f64. softmax reduces by `K·LN2_LO` instead
-//! ([`softmax_terms`]), so its `1 + t` does not depend on the shift either, and its row kernel
+//! ([`pass_terms`]), so its `1 + t` does not depend on the shift either, and its row kernel
 //! skips the max pass when it writes to another buffer: it takes the shift from the first
 //! block and moves it when a larger entry comes ([`OnePassOp`]), with the two-pass results.
 //!
@@ -369,19 +369,25 @@ pub(crate) fn exp_terms<S: Simd, const N: usize>(
     shifted_terms::<S, N, { ln2_lo::RELATIVE }>(s, v, count, lanes)
 }
 
-/// [`exp_terms`] for softmax: the same `2^{K − K_m + 64}` but `t` reduced by `K·LN2_LO`
+/// The terms of a pass over every layout: logsumexp's and log_softmax's are [`exp_terms`];
+/// softmax's (`softmax`) have the same `2^{K − K_m + 64}` but `t` reduced by `K·LN2_LO`
 /// ([`ln2_lo::ABSOLUTE`]), so it does not depend on the shift: a row's terms under shifts
 /// `K_m` and `K_m'` differ by exactly `2^{K_m' − K_m}` wherever both are normal, which lets the
 /// one-pass row kernel ([`softmax_row`]) move its shift and still return what the two-pass
 /// layouts return.
 #[inline(always)]
-pub(crate) fn softmax_terms<S: Simd, const N: usize>(
+pub(crate) fn pass_terms<S: Simd, const N: usize>(
     s: S,
     v: &[S::F; N],
     count: usize,
     lanes: &LaneShift<S::F>,
+    softmax: bool,
 ) -> ([S::F; N], [S::F; N]) {
-    shifted_terms::<S, N, { ln2_lo::ABSOLUTE }>(s, v, count, lanes)
+    if softmax {
+        shifted_terms::<S, N, { ln2_lo::ABSOLUTE }>(s, v, count, lanes)
+    } else {
+        exp_terms(s, v, count, lanes)
+    }
 }
 
 /// [`exp_terms`] without the reduction's `LN2_LO` term (see [`exp32_shifted_n`]), for the f32
@@ -469,11 +475,7 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
 impl<S: Simd, const STORE: bool> BlockOp<S> for RoundedSumOp<S, STORE> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
-        let (t, p2) = if STORE {
-            softmax_terms(s, v, nb::<S>(), &self.lanes)
-        } else {
-            exp_terms(s, v, nb::<S>(), &self.lanes)
-        };
+        let (t, p2) = pass_terms(s, v, nb::<S>(), &self.lanes, STORE);
         for j in 0..nb::<S>() {
             let y = s.ffma(t[j], p2[j], p2[j]);
             if STORE {
@@ -949,7 +951,7 @@ fn pow2_f64(e: i32) -> f64 {
 /// It returns what the two-pass kernel returns, to the bit, but for a last-bit difference in
 /// the sum with probability ~2⁻¹⁰⁰: every entry keeps `K ≤ K_s ≤ K_m + 32`, so each
 /// `y = 2^{K − K_s + 64}(1 + t)` is the two-pass `y` times `2^{K_m − K_s}` wherever both are
-/// normal ([`softmax_terms`]' `t` does not depend on the shift), the sum and `1/S` are scaled
+/// normal (softmax's [`pass_terms`] give `t` that does not depend on the shift), the sum and `1/S` are scaled
 /// by the same power of two, and the outputs `y·(1/S)` round alike. The entries where they are
 /// not normal lie more than 190 − 32 octaves below the max: both kernels output 0 there, and
 /// their share of the sum (below 2⁻¹⁵⁰ relative) moves it only if it sits that close to a

@@ -9,7 +9,7 @@
 //! about 40 bytes a column) stays in the L1/L2 caches.
 //!
 //! The numerics are those of the column tiles, one shift per column (see [`super::rows32`]):
-//! the same `exp_terms`, the same exact `y + y_lo` split for logsumexp / log_softmax with the
+//! the same `pass_terms`, the same exact `y + y_lo` split for logsumexp / log_softmax with the
 //! max entries counted apart, and each column's sum taken over `i` in order, two rows at a
 //! time, in f64. Strips with a NaN, an infinite maximum or a maximum beyond the f32-lane range
 //! are left to the column tiles (nothing is written).
@@ -20,8 +20,8 @@
 use super::cols32::{line_results, ColOp, LineResults};
 use super::rows::{load_chunk, tree};
 use super::rows32::{
-    exp_terms, lse_term, minus_pair, nf, ratio, run_lse, run_terms, softmax_terms, tie_value,
-    times_pair, widened_sums, LaneShift, LineSums, Shift, RUN_MIN_LEN,
+    lse_term, minus_pair, nf, pass_terms, ratio, run_lse, run_terms, tie_value, times_pair,
+    widened_sums, LaneShift, LineSums, Shift, RUN_MIN_LEN,
 };
 use crate::simd::{Simd, VLANES};
 
@@ -371,11 +371,7 @@ unsafe fn step<S: Simd>(
         // SAFETY: forwarded contract.
         v[k] = unsafe { s.fload(x.row(i + k / per).add(c + (k % per) * l32)) };
     }
-    let (t, p2) = if softmax {
-        softmax_terms::<S, { 2 * VLANES }>(s, &v, count, lanes)
-    } else {
-        exp_terms::<S, { 2 * VLANES }>(s, &v, count, lanes)
-    };
+    let (t, p2) = pass_terms::<S, { 2 * VLANES }>(s, &v, count, lanes, softmax);
     let mut acc = [s.splat(0.0); VLANES];
     let mut lo = [s.fsplat(0.0); VLANES];
     let mut ties = [s.fsplat(0.0); VLANES];
