@@ -14,7 +14,7 @@
 // Kernels index several per-lane arrays with one lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::{two_sum_v, Scaling};
+use super::rows::{two_sum_v, NextRow, Scaling};
 use super::rows32::{
     f32_pairs, log_sums, lse_term, minus_pair, nf, pass_terms, ratio, run_lse, tie_value,
     times_pair, widened_sums, LaneShift, LineSums, Shift, M_LIMIT, RUN_MIN_LEN,
@@ -393,12 +393,23 @@ pub(crate) unsafe fn finish_far_lanes<S: Simd, E: Element>(
         let p = row.as_mut_ptr();
         if op == ColOp::Lse {
             // SAFETY: row holds n elements.
-            lse[b] = unsafe { super::rows::lse_row::<S, E>(s, p, n) };
+            lse[b] = unsafe { super::rows::lse_row::<S, E>(s, p, n, NextRow::NONE) };
             continue;
         }
         let log = op == ColOp::LogSoftmax;
         // SAFETY: row holds n elements; in place is allowed.
-        unsafe { super::rows::softmax_row::<S, E>(s, p, p, n, Scaling::NONE, log, &mut stash) };
+        unsafe {
+            super::rows::softmax_row::<S, E>(
+                s,
+                p,
+                p,
+                n,
+                Scaling::NONE,
+                log,
+                &mut stash,
+                NextRow::NONE,
+            )
+        };
         for (i, v) in row.into_iter().enumerate() {
             // SAFETY: i·16 + b < n·16.
             unsafe { *tile.add(i * VLANES + b) = v };

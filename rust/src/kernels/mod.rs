@@ -38,6 +38,7 @@ use crate::error::KernelError;
 use crate::simd::{active_isa, dispatch, Element, Isa, Simd, WithSimd, VLANES};
 use crate::threads::for_row_ranges;
 use cols32::ColOp;
+use rows::NextRow;
 pub(crate) use rows::Scaling;
 
 /// A raw 3-D strided view `(outer, n, inner)` (strides in elements, any sign).
@@ -713,6 +714,15 @@ impl<E: Element> WithSimd for RowsJob<E> {
         let mut xbuf = Vec::new();
         let mut wbuf = Vec::new();
         let mut stash = Vec::new();
+        // The next row of this task's contiguous rows, for the passes to fetch ahead.
+        let end = self.rows.end;
+        let next_of = |x: &Raw3<E>, r: usize| {
+            if r + 1 < end {
+                NextRow::at(x.row(r + 1))
+            } else {
+                NextRow::NONE
+            }
+        };
         // SAFETY (whole body): the Raw views come from live views whose rows `self.rows` are
         // in bounds, and no other task touches these rows.
         match self.task {
@@ -747,11 +757,11 @@ impl<E: Element> WithSimd for RowsJob<E> {
                             (xbuf.as_ptr(), Some(n))
                         };
                         for b in 0..count {
-                            let row = match step {
-                                None => x.row(r0 + b) as *const E,
-                                Some(n) => xp.add(b * n),
+                            let (row, next) = match step {
+                                None => (x.row(r0 + b) as *const E, next_of(&x, r0 + b)),
+                                Some(n) => (xp.add(b * n), NextRow::NONE),
                             };
-                            *out.at(r0 + b) = E::from_f64(rows::lse_row::<S, E>(s, row, n));
+                            *out.at(r0 + b) = E::from_f64(rows::lse_row::<S, E>(s, row, n, next));
                         }
                     }
                 }
@@ -804,8 +814,10 @@ impl<E: Element> WithSimd for RowsJob<E> {
                     unsafe {
                         if x.s_n == 1 && out.s_n == 1 {
                             for r in r0..r0 + count {
-                                let (xp, op) = (x.row(r), out.row(r));
-                                rows::softmax_row::<S, E>(s, xp, op, x.n, sc, log, &mut stash);
+                                let (xp, op, next) = (x.row(r), out.row(r), next_of(&x, r));
+                                rows::softmax_row::<S, E>(
+                                    s, xp, op, x.n, sc, log, &mut stash, next,
+                                );
                             }
                         } else if out.s_n == 1 {
                             // Gather each row straight into its contiguous output row and
@@ -815,14 +827,20 @@ impl<E: Element> WithSimd for RowsJob<E> {
                             for r in r0..r0 + count {
                                 let op = out.row(r);
                                 copy_from_strided(x.row(r) as *const E, x.s_n, op, x.n);
-                                rows::softmax_row::<S, E>(s, op, op, x.n, sc, log, &mut stash);
+                                let none = NextRow::NONE;
+                                rows::softmax_row::<S, E>(
+                                    s, op, op, x.n, sc, log, &mut stash, none,
+                                );
                             }
                         } else {
                             // Gather, normalise the copy in place, scatter.
                             gather_tile(&x, r0, count, &mut xbuf);
                             for b in 0..count {
                                 let bp = xbuf.as_mut_ptr().add(b * x.n);
-                                rows::softmax_row::<S, E>(s, bp, bp, x.n, sc, log, &mut stash);
+                                let none = NextRow::NONE;
+                                rows::softmax_row::<S, E>(
+                                    s, bp, bp, x.n, sc, log, &mut stash, none,
+                                );
                             }
                             scatter_tile(&out, r0, count, &xbuf);
                         }
@@ -1008,7 +1026,7 @@ pub fn logsumexp_slice_on<E: Element>(isa: Isa, x: &[E]) -> E {
         #[inline(always)]
         fn with_simd<S: Simd>(self, s: S) -> f64 {
             // SAFETY: the slice is readable for its length.
-            unsafe { rows::lse_row::<S, E>(s, self.0.as_ptr(), self.0.len()) }
+            unsafe { rows::lse_row::<S, E>(s, self.0.as_ptr(), self.0.len(), NextRow::NONE) }
         }
     }
     E::from_f64(dispatch(isa, Job(x)))
@@ -1046,6 +1064,7 @@ pub fn softmax_slice_on<E: Element>(isa: Isa, x: &[E], out: &mut [E], temperatur
                     self.sc,
                     self.log,
                     &mut Vec::new(),
+                    NextRow::NONE,
                 )
             }
         }

@@ -21,7 +21,7 @@
 use std::marker::PhantomData;
 
 use crate::math::exp::{exp_parts, Degree, ExpParts};
-use crate::simd::{Element, Simd, VLANES};
+use crate::simd::{prefetch, Element, Simd, VLANES};
 
 /// `(x − m)/T` as an unevaluated sum `hi + lo`.
 #[derive(Clone, Copy)]
@@ -90,6 +90,38 @@ unsafe fn tail_chunk<E: Element>(p: *const E, len: usize, pad: f64) -> [E; VLANE
     // SAFETY: `len` elements readable; `buf` holds VLANES >= len.
     unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), len) };
     buf
+}
+
+/// The row after this one, whose cache lines a pass over this row asks for as it goes (two
+/// lines, 128 bytes, per step: one float32 block or float64 chunk), so that the next row's max
+/// pass reads from the cache instead of waiting on memory.
+///
+/// The hardware prefetchers follow a stream of loads but do not run ahead of a pass that reads
+/// from L1 and computes; a max pass that starts a row then waits on memory with nothing to
+/// overlap. The rows' own passes ask for the next row inside their exponential pass, which is
+/// bound by its arithmetic, so the loads cost it little. Never read: only prefetched, so it
+/// may point anywhere (the results do not depend on it).
+#[derive(Clone, Copy)]
+pub(crate) struct NextRow(*const u8);
+
+impl NextRow {
+    /// No next row (the last of a thread's rows, or rows already in the cache).
+    pub const NONE: NextRow = NextRow(std::ptr::null());
+
+    /// The row that starts at `p`.
+    pub fn at<E>(p: *const E) -> NextRow {
+        NextRow(p.cast())
+    }
+
+    /// Ask for the next 128 bytes of the row.
+    #[inline(always)]
+    pub fn fetch_step(&mut self) {
+        if !self.0.is_null() {
+            prefetch(self.0);
+            prefetch(self.0.wrapping_add(64));
+            self.0 = self.0.wrapping_add(128);
+        }
+    }
 }
 
 /// Spill the accumulators to the 16 virtual lanes.
@@ -655,17 +687,22 @@ pub(crate) unsafe fn special_row<E: Element>(
     }
 }
 
-/// logsumexp of a row (`−inf` when empty).
+/// logsumexp of a row (`−inf` when empty), asking for the `next` row as it goes.
 ///
 /// # Safety
 /// `x` readable for `n` elements.
 #[inline(always)]
-pub(crate) unsafe fn lse_row<S: Simd, E: Element>(s: S, x: *const E, n: usize) -> f64 {
+pub(crate) unsafe fn lse_row<S: Simd, E: Element>(
+    s: S,
+    x: *const E,
+    n: usize,
+    next: NextRow,
+) -> f64 {
     // SAFETY (both blocks): E is f64 or f32, as checked; forwarded contract.
     let shifted_path = if E::IS_F64 {
-        unsafe { super::rows64::lse_row(s, x.cast::<f64>(), n) }
+        unsafe { super::rows64::lse_row(s, x.cast::<f64>(), n, next) }
     } else {
-        unsafe { super::rows32::lse_row(s, x.cast::<f32>(), n) }
+        unsafe { super::rows32::lse_row(s, x.cast::<f32>(), n, next) }
     };
     if let Some(v) = shifted_path {
         return v;
@@ -746,11 +783,13 @@ pub(crate) unsafe fn lse_row_weighted<S: Simd, E: Element>(
     (m + log_of_sum(hi * sign, lo * sign), sign)
 }
 
-/// softmax (or log_softmax when `log`) of a row into `out` (which may equal `x`).
+/// softmax (or log_softmax when `log`) of a row into `out` (which may equal `x`), asking for
+/// the `next` row as it goes.
 ///
 /// # Safety
 /// `x` readable and `out` writable for `n` elements.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the row, its mode, and the row loop's buffer and next row
 pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     s: S,
     x: *const E,
@@ -759,6 +798,7 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     sc: Scaling,
     log: bool,
     stash: &mut Vec<f64>,
+    next: NextRow,
 ) {
     if n == 0 {
         return;
@@ -766,9 +806,13 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
     // SAFETY (both blocks): E is f64 or f32, as checked; forwarded contract.
     let done = !sc.active
         && if E::IS_F64 {
-            unsafe { super::rows64::softmax_row(s, x.cast::<f64>(), out.cast::<f64>(), n, log) }
+            unsafe {
+                super::rows64::softmax_row(s, x.cast::<f64>(), out.cast::<f64>(), n, log, next)
+            }
         } else {
-            unsafe { super::rows32::softmax_row(s, x.cast::<f32>(), out.cast::<f32>(), n, log) }
+            unsafe {
+                super::rows32::softmax_row(s, x.cast::<f32>(), out.cast::<f32>(), n, log, next)
+            }
         };
     if done {
         return;

@@ -39,7 +39,7 @@
 // Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::{spill, tree, two_sum};
+use super::rows::{spill, tree, two_sum, NextRow};
 use crate::math::exp::{exp_v, Degree};
 use crate::math::exp32::{exp32_shifted_n, ln2_lo, LN2_HI, LOG2_E, MAGIC32};
 use crate::math::log::log1p_v;
@@ -163,6 +163,21 @@ unsafe fn for_blocks<S: Simd, Op: BlockOp<S>>(
                 }
             }
         }
+    }
+}
+
+/// `op`, asking for the next row's lines block by block as it goes (see [`NextRow`]).
+struct Fetching<'a, Op> {
+    op: &'a mut Op,
+    next: NextRow,
+}
+
+impl<S: Simd, Op: BlockOp<S>> BlockOp<S> for Fetching<'_, Op> {
+    #[inline(always)]
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], out: *mut f32) {
+        self.next.fetch_step();
+        // SAFETY: forwarded contract.
+        unsafe { self.op.block(s, v, out) };
     }
 }
 
@@ -682,12 +697,19 @@ impl<S: Simd> BlockOp<S> for LogSoftmaxOp<S> {
 }
 
 /// Pass 2 for logsumexp / log_softmax: `S = Σ e^{x_i − m}` with the max entries counted apart
-/// (`below_single_max` set when there is exactly one).
+/// (`below_single_max` set when there is exactly one), asking for `next` as it goes.
 ///
 /// # Safety
 /// `x` readable for `n` floats; `m` finite with `|m| ≤ M_LIMIT`.
 #[inline(always)]
-unsafe fn lse_sum<S: Simd>(s: S, x: *const f32, n: usize, m: f32, shift: Shift) -> f64 {
+unsafe fn lse_sum<S: Simd>(
+    s: S,
+    x: *const f32,
+    n: usize,
+    m: f32,
+    shift: Shift,
+    next: NextRow,
+) -> f64 {
     let mut op = LseSumOp::<S> {
         m: s.fsplat(m),
         lanes: LaneShift::splat(s, shift),
@@ -695,8 +717,9 @@ unsafe fn lse_sum<S: Simd>(s: S, x: *const f32, n: usize, m: f32, shift: Shift) 
         lo: [s.fsplat(0.0); VLANES],
         ties: [s.fsplat(0.0); VLANES],
     };
+    let mut fetching = Fetching { op: &mut op, next };
     // SAFETY: forwarded contract.
-    unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut op) };
+    unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut fetching) };
     let lo = tree(spill32(s, &op.lo), |a, b| a + b) as f64;
     let total = tree(widened_sums(s, &op.acc), |a, b| a + b) + lo;
     let count = tree(spill32(s, &op.ties), |a, b| a + b) as f64;
@@ -873,12 +896,12 @@ const FAST_LSE_MIN: f64 = 2.0;
 /// with the final rounding the result stays within 0.94 ULP (the contract is 1). That pass
 /// drops the exact split of each term and the count of the max entries, 7 of the ~30
 /// operations per vector. Results nearer 0, where `log S` itself must be accurate to the
-/// last bit, take [`lse_sum`].
+/// last bit, take [`lse_sum`]. The sum pass asks for `next` as it goes.
 ///
 /// # Safety
 /// `x` readable for `n` floats.
 #[inline(always)]
-pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> Option<f64> {
+pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize, next: NextRow) -> Option<f64> {
     // SAFETY (both blocks): forwarded contract.
     let (m, nan) = unsafe { row_max(s, x, n) };
     if nan {
@@ -891,6 +914,7 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> Option<f
     let ln_n = (n as f64).ln();
     let sum = if run_lse(m, n, ln_n) {
         let mut op = RunSumOp::<S>::new(s, shift);
+        let mut fetching = Fetching { op: &mut op, next };
         for at in (0..n).step_by(RUN_MIN_LEN) {
             unsafe {
                 for_blocks(
@@ -898,18 +922,19 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize) -> Option<f
                     x.add(at),
                     std::ptr::null_mut(),
                     (n - at).min(RUN_MIN_LEN),
-                    &mut op,
+                    &mut fetching,
                 )
             };
-            op.flush(s);
+            fetching.op.flush(s);
         }
         log_sum_one(s, op.total(s), 0.0, shift, m)
     } else if fast_lse(m, ln_n) {
         let mut op = RoundedSumOp::<S, false>::new(s, shift);
-        unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut op) };
+        let mut fetching = Fetching { op: &mut op, next };
+        unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut fetching) };
         log_sum_one(s, op.total(s), 0.0, shift, m)
     } else {
-        unsafe { lse_sum(s, x, n, m, shift) }
+        unsafe { lse_sum(s, x, n, m, shift, next) }
     };
     Some(m as f64 + sum)
 }
@@ -1126,19 +1151,30 @@ unsafe fn one_pass_sum<S: Simd>(s: S, x: *const f32, out: *mut f32, n: usize) ->
 /// lane's sum of fewer than `2⁶⁰` of them stays below it.
 const NAN_MARK: f64 = f64::from_bits((1023 - 769) << 52);
 
-/// softmax's pass 3: `out_i = y_i / total` (`total` = `Σ y`), `1/total` as an f32 pair.
+/// The longest rows whose one-pass softmax fetches the next row in its scale pass (64 KB):
+/// that pass reads and writes the row in L1 or L2 and is short, so a longer next row would
+/// arrive all at once, on top of its write-backs (A/B: rows of 4096 ×1.29, 8192 ×1.16, 16384
+/// ×1.07, 32000 ×0.79–0.99).
+const SCALE_FETCH_MAX: usize = 16_384;
+
+/// softmax's pass 3: `out_i = y_i / total` (`total` = `Σ y`), `1/total` as an f32 pair, asking
+/// for `next` as it goes.
 ///
 /// # Safety
 /// `out` readable and writable for `n` floats.
 #[inline(always)]
-unsafe fn scale_by_inverse<S: Simd>(s: S, out: *mut f32, n: usize, total: f64) {
+unsafe fn scale_by_inverse<S: Simd>(s: S, out: *mut f32, n: usize, total: f64, next: NextRow) {
     let (inv_hi, inv_lo) = f32_pair(1.0 / total, 0.0);
     let mut scale = ScaleOp::<S> {
         inv_hi: s.fsplat(inv_hi),
         inv_lo: s.fsplat(inv_lo),
     };
+    let mut fetching = Fetching {
+        op: &mut scale,
+        next,
+    };
     // SAFETY: forwarded contract.
-    unsafe { for_blocks(s, out, out, n, &mut scale) };
+    unsafe { for_blocks(s, out, out, n, &mut fetching) };
 }
 
 /// softmax (or log_softmax when `log`) of a float32 row into `out` (which may equal `x`);
@@ -1164,6 +1200,7 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
     out: *mut f32,
     n: usize,
     log: bool,
+    next: NextRow,
 ) -> bool {
     if n == 0 {
         return true;
@@ -1172,7 +1209,12 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         // SAFETY (both blocks): forwarded contract; `out` is not `x`, and the caller's
         // buffers do not overlap otherwise.
         if let Some(total) = unsafe { one_pass_sum(s, x, out, n) } {
-            unsafe { scale_by_inverse(s, out, n, total) };
+            let next = if n <= SCALE_FETCH_MAX {
+                next
+            } else {
+                NextRow::NONE
+            };
+            unsafe { scale_by_inverse(s, out, n, total, next) };
             return true;
         }
     }
@@ -1186,7 +1228,7 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         return false;
     };
     if log {
-        let sum = unsafe { lse_sum(s, x, n, m, shift) };
+        let sum = unsafe { lse_sum(s, x, n, m, shift, next) };
         // m + log S as an f64 pair first: log S may be far below ulp(m).
         let (c, c_err) = two_sum(m as f64, sum);
         let (c_hi, c_lo) = f32_pair(c, c_err);
@@ -1198,8 +1240,9 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
     } else {
         // The rounded y wait in `out` (each element is read before it is written).
         let mut op = RoundedSumOp::<S, true>::new(s, shift);
-        unsafe { for_blocks(s, x, out, n, &mut op) };
-        unsafe { scale_by_inverse(s, out, n, op.total(s)) };
+        let mut fetching = Fetching { op: &mut op, next };
+        unsafe { for_blocks(s, x, out, n, &mut fetching) };
+        unsafe { scale_by_inverse(s, out, n, op.total(s), NextRow::NONE) };
     }
     true
 }
@@ -1216,7 +1259,7 @@ mod tests {
         #[inline(always)]
         fn with_simd<S: Simd>(self, s: S) -> Option<f64> {
             // SAFETY: the slice is readable for its length.
-            unsafe { lse_row(s, self.0.as_ptr(), self.0.len()) }
+            unsafe { lse_row(s, self.0.as_ptr(), self.0.len(), NextRow::NONE) }
         }
     }
 

@@ -32,7 +32,9 @@
 // Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::{load_chunk, row_max, special_row, spill, tree, two_sum, two_sum_v, ExpSum};
+use super::rows::{
+    load_chunk, row_max, special_row, spill, tree, two_sum, two_sum_v, ExpSum, NextRow,
+};
 use crate::math::exp::{exp_reduced_n, exp_shifted_n, Degree, MAGIC};
 use crate::simd::{Simd, VLANES};
 
@@ -121,6 +123,21 @@ trait ChunkOp<S: Simd> {
     /// # Safety
     /// A non-null `out` must be writable for `VLANES` doubles.
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64);
+}
+
+/// `op`, asking for the next row's lines chunk by chunk as it goes (see [`NextRow`]).
+struct Fetching<'a, Op> {
+    op: &'a mut Op,
+    next: NextRow,
+}
+
+impl<S: Simd, Op: ChunkOp<S>> ChunkOp<S> for Fetching<'_, Op> {
+    #[inline(always)]
+    unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64) {
+        self.next.fetch_step();
+        // SAFETY: forwarded contract.
+        unsafe { self.op.chunk(s, v, out) };
+    }
 }
 
 /// Visit the row chunk by chunk; the tail is padded with `−inf` and written back partially.
@@ -363,12 +380,19 @@ impl<S: Simd> ChunkOp<S> for LogSoftmaxOp<S> {
 }
 
 /// Pass 2 for logsumexp / log_softmax: `S = Σ e^{x_i − m}` with the max entries counted apart
-/// (`below_single_max` set when there is exactly one).
+/// (`below_single_max` set when there is exactly one), asking for `next` as it goes.
 ///
 /// # Safety
 /// `x` readable for `n` doubles; `m` the row's finite maximum, `shift` its shift.
 #[inline(always)]
-unsafe fn lse_sum<S: Simd>(s: S, x: *const f64, n: usize, m: f64, shift: Shift) -> ExpSum {
+unsafe fn lse_sum<S: Simd>(
+    s: S,
+    x: *const f64,
+    n: usize,
+    m: f64,
+    shift: Shift,
+    next: NextRow,
+) -> ExpSum {
     let mut op = LseSumOp::<S> {
         lanes: LaneShift::splat(s, shift),
         m: s.splat(m),
@@ -376,8 +400,9 @@ unsafe fn lse_sum<S: Simd>(s: S, x: *const f64, n: usize, m: f64, shift: Shift) 
         lo: [s.splat(0.0); VLANES],
         ties: s.splat(0.0),
     };
+    let mut fetching = Fetching { op: &mut op, next };
     // SAFETY: forwarded contract.
-    unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
+    unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut fetching) };
     let others = lanes_total(spill(s, &op.hi), spill(s, &op.lo), 0.0);
     let count: f64 = spill1(s, op.ties)[..S::LANES].iter().sum();
     sum_to_max(count, others, row_to_max(s, m, shift))
@@ -433,10 +458,12 @@ pub(crate) fn fast_lane(m: f64, n: usize, lse: bool) -> (f64, f64) {
 /// that both paths share (the contract is 2 ULP). That pass drops the exact split of each
 /// term, its TwoSum and the count of the max entries. Results nearer 0 take [`lse_sum`].
 ///
+/// The sum pass asks for `next` as it goes.
+///
 /// # Safety
 /// `x` readable for `n` doubles.
 #[inline(always)]
-pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f64, n: usize) -> Option<f64> {
+pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f64, n: usize, next: NextRow) -> Option<f64> {
     // SAFETY (both blocks): forwarded contract.
     let (m, nan) = unsafe { row_max::<S, f64>(s, x, n) };
     if nan {
@@ -448,16 +475,18 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f64, n: usize) -> Option<f
     let shift = Shift::of(m)?;
     if fast_lse(m, n) {
         let mut op = RoundedSumOp::<S, false>::new(s, shift);
-        unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut op) };
+        let mut fetching = Fetching { op: &mut op, next };
+        unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut fetching) };
         let factor = row_to_max(s, m, shift);
         return Some(m + sum_to_max(0.0, op.total(s), factor).ln());
     }
-    let sum = unsafe { lse_sum(s, x, n, m, shift) };
+    let sum = unsafe { lse_sum(s, x, n, m, shift, next) };
     Some(m + sum.ln())
 }
 
 /// softmax (or log_softmax when `log`) of a float64 row into `out` (which may equal `x`);
 /// `false`, with nothing written, when `|max| > M_LIMIT` (the caller takes the generic path).
+/// The exponential pass asks for `next` as it goes.
 ///
 /// # Safety
 /// `x` readable and `out` writable for `n` doubles.
@@ -468,6 +497,7 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
     out: *mut f64,
     n: usize,
     log: bool,
+    next: NextRow,
 ) -> bool {
     if n == 0 {
         return true;
@@ -482,7 +512,7 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         return false;
     };
     if log {
-        let sum = unsafe { lse_sum(s, x, n, m, shift) };
+        let sum = unsafe { lse_sum(s, x, n, m, shift, next) };
         // m + log S as a pair: log S may be far below ulp(m).
         let (c_hi, c_lo) = two_sum(m, sum.ln());
         let mut op = LogSoftmaxOp::<S> {
@@ -493,7 +523,8 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
     } else {
         // The rounded y wait in `out` (each element is read before it is written).
         let mut op = RoundedSumOp::<S, true>::new(s, shift);
-        unsafe { for_chunks(s, x, out, n, &mut op) };
+        let mut fetching = Fetching { op: &mut op, next };
+        unsafe { for_chunks(s, x, out, n, &mut fetching) };
         let (hi, lo) = op.total(s);
         let inv_hi = 1.0 / hi;
         // 1/(hi + lo) − inv_hi, to first order; the FMA residual is exact.

@@ -315,6 +315,61 @@ fn results_do_not_depend_on_thread_count() {
         .unwrap();
 }
 
+/// The next-row hint is only ever prefetched: the row passes return the same bits whether it
+/// is absent, the real next row, or an address nothing is mapped at.
+#[test]
+fn next_row_hint_changes_no_result() {
+    struct Rows<'a, E> {
+        x: &'a [E],
+        n: usize,
+        next: NextRow,
+    }
+    impl<E: Element> WithSimd for Rows<'_, E> {
+        type Output = Vec<u64>;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, s: S) -> Vec<u64> {
+            let (x, n) = (self.x, self.n);
+            let mut got = Vec::new();
+            let mut stash = Vec::new();
+            for log in [false, true] {
+                let mut out = x[..n].to_vec();
+                let mut in_place = x[..n].to_vec();
+                // SAFETY: each buffer holds n elements; `in_place` is both input and output.
+                unsafe {
+                    let sc = Scaling::NONE;
+                    let (p, o) = (x.as_ptr(), out.as_mut_ptr());
+                    rows::softmax_row::<S, E>(s, p, o, n, sc, log, &mut stash, self.next);
+                    let q = in_place.as_mut_ptr();
+                    rows::softmax_row::<S, E>(s, q, q, n, sc, log, &mut stash, self.next);
+                }
+                got.extend(bits(&out));
+                got.extend(bits(&in_place));
+            }
+            // SAFETY: x holds at least n elements.
+            let lse = unsafe { rows::lse_row::<S, E>(s, x.as_ptr(), n, self.next) };
+            got.push(lse.to_bits());
+            got
+        }
+    }
+    fn check<E: Element>(x: &[E], n: usize) {
+        for isa in Isa::supported() {
+            let run = |next| dispatch(isa, Rows { x, n, next });
+            let plain = run(NextRow::NONE);
+            // SAFETY: n < x.len(), so the second row starts inside the buffer.
+            let second = NextRow::at(unsafe { x.as_ptr().add(n) });
+            assert_eq!(run(second), plain, "{isa:?} n={n}: next row");
+            let unmapped = NextRow::at(std::ptr::without_provenance::<u8>(16));
+            assert_eq!(run(unmapped), plain, "{isa:?} n={n}: unmapped");
+        }
+    }
+    let mut rng = rng();
+    for n in [1, 33, 300, 1000, 20_000] {
+        let x = row(2 * n, 10.0, &mut rng);
+        check::<f64>(&x, n);
+        check::<f32>(&as_f32(&x), n);
+    }
+}
+
 #[test]
 fn rows_of_ten_million() {
     let mut rng = rng();

@@ -23,6 +23,19 @@ pub mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx512;
 
+/// Ask the cache for the line holding `p`: a hint, which never faults whatever `p` points at,
+/// so it may be any address (a no-op off x86-64).
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is SSE, part of x86-64's baseline, and reads nothing architecturally.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Number of virtual accumulator lanes every kernel uses, whatever the hardware width.
 ///
 /// Element `i` of a row always lands in virtual lane `i % VLANES`, and the lanes are combined by
