@@ -827,9 +827,13 @@ impl<E: Element> WithSimd for RowsJob<E> {
                             for r in r0..r0 + count {
                                 let op = out.row(r);
                                 copy_from_strided(x.row(r) as *const E, x.s_n, op, x.n);
-                                let none = NextRow::NONE;
+                                let next = if r + 1 < end {
+                                    NextRow::strided(x.row(r + 1), x.s_n)
+                                } else {
+                                    NextRow::NONE
+                                };
                                 rows::softmax_row::<S, E>(
-                                    s, op, op, x.n, sc, log, &mut stash, none,
+                                    s, op, op, x.n, sc, log, &mut stash, next,
                                 );
                             }
                         } else {

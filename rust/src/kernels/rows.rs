@@ -102,27 +102,52 @@ unsafe fn tail_chunk<E: Element>(p: *const E, len: usize, pad: f64) -> [E; VLANE
 /// bound by its arithmetic, so the loads cost it little. Never read: only prefetched, so it
 /// may point anywhere (the results do not depend on it).
 #[derive(Clone, Copy)]
-pub(crate) struct NextRow(*const u8);
+pub(crate) struct NextRow {
+    at: *const u8,
+    /// Cache lines per step: 2 for a contiguous row, `2·stride` for a strided one.
+    lines: usize,
+}
 
 impl NextRow {
     /// No next row (the last of a thread's rows, or rows already in the cache).
-    pub const NONE: NextRow = NextRow(std::ptr::null());
+    pub const NONE: NextRow = NextRow {
+        at: std::ptr::null(),
+        lines: 0,
+    };
 
-    /// The row that starts at `p`.
+    /// The contiguous row that starts at `p`.
     pub fn at<E>(p: *const E) -> NextRow {
-        NextRow(p.cast())
-    }
-
-    /// Ask for the next 128 bytes of the row.
-    #[inline(always)]
-    pub fn fetch_step(&mut self) {
-        if !self.0.is_null() {
-            prefetch(self.0);
-            prefetch(self.0.wrapping_add(64));
-            self.0 = self.0.wrapping_add(128);
+        NextRow {
+            at: p.cast(),
+            lines: 2,
         }
     }
+
+    /// The row that starts at `p` with its elements `stride` apart (a positive stride of at
+    /// most [`FETCH_STRIDE_MAX`]: a wider one would ask for more lines than the row uses).
+    pub fn strided<E>(p: *const E, stride: isize) -> NextRow {
+        if (1..=FETCH_STRIDE_MAX).contains(&stride) {
+            NextRow {
+                at: p.cast(),
+                lines: 2 * stride as usize,
+            }
+        } else {
+            NextRow::NONE
+        }
+    }
+
+    /// Ask for the lines of the row's next 32 float32 or 16 float64 elements.
+    #[inline(always)]
+    pub fn fetch_step(&mut self) {
+        for k in 0..self.lines {
+            prefetch(self.at.wrapping_add(64 * k));
+        }
+        self.at = self.at.wrapping_add(64 * self.lines);
+    }
 }
+
+/// The widest stride whose rows are fetched ahead (see [`NextRow::strided`]).
+const FETCH_STRIDE_MAX: isize = 4;
 
 /// Spill the accumulators to the 16 virtual lanes.
 #[inline(always)]

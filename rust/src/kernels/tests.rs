@@ -358,6 +358,9 @@ fn next_row_hint_changes_no_result() {
             // SAFETY: n < x.len(), so the second row starts inside the buffer.
             let second = NextRow::at(unsafe { x.as_ptr().add(n) });
             assert_eq!(run(second), plain, "{isa:?} n={n}: next row");
+            // SAFETY: as above; the strided hint runs past the buffer, which is allowed.
+            let strided = NextRow::strided(unsafe { x.as_ptr().add(n) }, 3);
+            assert_eq!(run(strided), plain, "{isa:?} n={n}: strided next row");
             let unmapped = NextRow::at(std::ptr::without_provenance::<u8>(16));
             assert_eq!(run(unmapped), plain, "{isa:?} n={n}: unmapped");
         }
