@@ -96,11 +96,15 @@ unsafe fn tail_chunk<E: Element>(p: *const E, len: usize, pad: f64) -> [E; VLANE
 /// lines, 128 bytes, per step: one float32 block or float64 chunk), so that the next row's max
 /// pass reads from the cache instead of waiting on memory.
 ///
-/// The hardware prefetchers follow a stream of loads but do not run ahead of a pass that reads
-/// from L1 and computes; a max pass that starts a row then waits on memory with nothing to
-/// overlap. The rows' own passes ask for the next row inside their exponential pass, which is
-/// bound by its arithmetic, so the loads cost it little. Never read: only prefetched, so it
-/// may point anywhere (the results do not depend on it).
+/// The hardware prefetchers follow a stream of loads (within a 4 KB page), and a pass that reads
+/// from L1 and computes gives them nothing to follow: the max pass that starts the next row
+/// then waits on memory with nothing to overlap. The shifted row kernels
+/// ([`super::rows32`], [`super::rows64`]) ask for the next row inside their exponential pass,
+/// which is bound by its arithmetic, so the loads cost it little (and float32 one-pass
+/// softmax in its scale pass, for rows up to 64 KB); the generic passes (a temperature, or a
+/// maximum beyond the shifted range) do not. A/B on an AVX-512 machine, one thread: float32
+/// log_softmax ×1.18–1.46 and float64 softmax / logsumexp ×1.16–1.64 on rows of 1000–32000.
+/// Never read: only prefetched, so it may point anywhere (the results do not depend on it).
 #[derive(Clone, Copy)]
 pub(crate) struct NextRow {
     at: *const u8,
