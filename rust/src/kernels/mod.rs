@@ -714,11 +714,11 @@ impl<E: Element> WithSimd for RowsJob<E> {
         let mut xbuf = Vec::new();
         let mut wbuf = Vec::new();
         let mut stash = Vec::new();
-        // The next row of this task's contiguous rows, for the passes to fetch ahead.
+        // The next of this task's rows read in place, for the passes to fetch ahead.
         let end = self.rows.end;
         let next_of = |x: &Raw3<E>, r: usize| {
             if r + 1 < end {
-                NextRow::at(x.row(r + 1))
+                NextRow::strided(x.row(r + 1), x.s_n)
             } else {
                 NextRow::NONE
             }
@@ -827,11 +827,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                             for r in r0..r0 + count {
                                 let op = out.row(r);
                                 copy_from_strided(x.row(r) as *const E, x.s_n, op, x.n);
-                                let next = if r + 1 < end {
-                                    NextRow::strided(x.row(r + 1), x.s_n)
-                                } else {
-                                    NextRow::NONE
-                                };
+                                let next = next_of(&x, r);
                                 rows::softmax_row::<S, E>(
                                     s, op, op, x.n, sc, log, &mut stash, next,
                                 );

@@ -119,16 +119,9 @@ impl NextRow {
         lines: 0,
     };
 
-    /// The contiguous row that starts at `p`.
-    pub fn at<E>(p: *const E) -> NextRow {
-        NextRow {
-            at: p.cast(),
-            lines: 2,
-        }
-    }
-
-    /// The row that starts at `p` with its elements `stride` apart (a positive stride of at
-    /// most [`FETCH_STRIDE_MAX`]: a wider one would ask for more lines than the row uses).
+    /// The row that starts at `p` with its elements `stride` apart (1: contiguous); none for a
+    /// stride that is not positive or exceeds [`FETCH_STRIDE_MAX`] (a wider one would ask for
+    /// more lines than the row uses).
     pub fn strided<E>(p: *const E, stride: isize) -> NextRow {
         if (1..=FETCH_STRIDE_MAX).contains(&stride) {
             NextRow {
@@ -148,6 +141,14 @@ impl NextRow {
         }
         self.at = self.at.wrapping_add(64 * self.lines);
     }
+}
+
+/// A pass's `op`, asking for the next row's lines step by step as it goes: each row module
+/// ([`super::rows32`]'s blocks, [`super::rows64`]'s chunks, 128 bytes either way) runs it as
+/// its own pass trait.
+pub(crate) struct Fetching<'a, Op> {
+    pub op: &'a mut Op,
+    pub next: NextRow,
 }
 
 /// The widest stride whose rows are fetched ahead (see [`NextRow::strided`]).

@@ -39,7 +39,7 @@
 // Kernels index several per-lane arrays with one virtual-lane index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::rows::{spill, tree, two_sum, NextRow};
+use super::rows::{spill, tree, two_sum, Fetching, NextRow};
 use crate::math::exp::{exp_v, Degree};
 use crate::math::exp32::{exp32_shifted_n, ln2_lo, LN2_HI, LOG2_E, MAGIC32};
 use crate::math::log::log1p_v;
@@ -164,12 +164,6 @@ unsafe fn for_blocks<S: Simd, Op: BlockOp<S>>(
             }
         }
     }
-}
-
-/// `op`, asking for the next row's lines block by block as it goes (see [`NextRow`]).
-struct Fetching<'a, Op> {
-    op: &'a mut Op,
-    next: NextRow,
 }
 
 impl<S: Simd, Op: BlockOp<S>> BlockOp<S> for Fetching<'_, Op> {
@@ -1158,7 +1152,7 @@ const NAN_MARK: f64 = f64::from_bits((1023 - 769) << 52);
 const SCALE_FETCH_MAX: usize = 16_384;
 
 /// softmax's pass 3: `out_i = y_i / total` (`total` = `Σ y`), `1/total` as an f32 pair, asking
-/// for `next` as it goes.
+/// for `next` as it goes in rows of up to [`SCALE_FETCH_MAX`].
 ///
 /// # Safety
 /// `out` readable and writable for `n` floats.
@@ -1168,6 +1162,11 @@ unsafe fn scale_by_inverse<S: Simd>(s: S, out: *mut f32, n: usize, total: f64, n
     let mut scale = ScaleOp::<S> {
         inv_hi: s.fsplat(inv_hi),
         inv_lo: s.fsplat(inv_lo),
+    };
+    let next = if n <= SCALE_FETCH_MAX {
+        next
+    } else {
+        NextRow::NONE
     };
     let mut fetching = Fetching {
         op: &mut scale,
@@ -1209,11 +1208,6 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         // SAFETY (both blocks): forwarded contract; `out` is not `x`, and the caller's
         // buffers do not overlap otherwise.
         if let Some(total) = unsafe { one_pass_sum(s, x, out, n) } {
-            let next = if n <= SCALE_FETCH_MAX {
-                next
-            } else {
-                NextRow::NONE
-            };
             unsafe { scale_by_inverse(s, out, n, total, next) };
             return true;
         }

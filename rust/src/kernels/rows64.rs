@@ -33,7 +33,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::rows::{
-    load_chunk, row_max, special_row, spill, tree, two_sum, two_sum_v, ExpSum, NextRow,
+    load_chunk, row_max, special_row, spill, tree, two_sum, two_sum_v, ExpSum, Fetching, NextRow,
 };
 use crate::math::exp::{exp_reduced_n, exp_shifted_n, Degree, MAGIC};
 use crate::simd::{Simd, VLANES};
@@ -123,12 +123,6 @@ trait ChunkOp<S: Simd> {
     /// # Safety
     /// A non-null `out` must be writable for `VLANES` doubles.
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64);
-}
-
-/// `op`, asking for the next row's lines chunk by chunk as it goes (see [`NextRow`]).
-struct Fetching<'a, Op> {
-    op: &'a mut Op,
-    next: NextRow,
 }
 
 impl<S: Simd, Op: ChunkOp<S>> ChunkOp<S> for Fetching<'_, Op> {

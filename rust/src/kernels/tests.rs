@@ -356,12 +356,12 @@ fn next_row_hint_changes_no_result() {
             let run = |next| dispatch(isa, Rows { x, n, next });
             let plain = run(NextRow::NONE);
             // SAFETY: n < x.len(), so the second row starts inside the buffer.
-            let second = NextRow::at(unsafe { x.as_ptr().add(n) });
+            let second = NextRow::strided(unsafe { x.as_ptr().add(n) }, 1);
             assert_eq!(run(second), plain, "{isa:?} n={n}: next row");
             // SAFETY: as above; the strided hint runs past the buffer, which is allowed.
             let strided = NextRow::strided(unsafe { x.as_ptr().add(n) }, 3);
             assert_eq!(run(strided), plain, "{isa:?} n={n}: strided next row");
-            let unmapped = NextRow::at(std::ptr::without_provenance::<u8>(16));
+            let unmapped = NextRow::strided(std::ptr::without_provenance::<u8>(16), 1);
             assert_eq!(run(unmapped), plain, "{isa:?} n={n}: unmapped");
         }
     }
