@@ -219,11 +219,14 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn fpow2_from_magic_lanes(self, t: Self::F, bias: Self::F) -> Self::F;
     /// Non-negative float lanes of `v` times [`WIDEN_SCALE`]⁻¹ = 2⁻⁸⁹⁶ as doubles, exactly (zero
     /// and subnormals included: a float's bits shifted into a double's place are that float
-    /// times 2⁻⁸⁹⁶), `part < LANES32 / LANES`. Which lanes a part holds is the ISA's (AVX2:
-    /// lanes 0, 1, 4, 5 and 2, 3, 6, 7, from in-lane unpacks); [`Simd::natural_lanes`] puts
-    /// per-lane sums of the parts back in lane order. On AVX2 this is 4 integer operations per
-    /// 8 floats where widening by conversion takes 2 `vcvtps2pd`, which one port runs (the
-    /// float32 sum passes ran 9% faster in a C probe, `benches/probes/exp_sum_passes.c`).
+    /// times 2⁻⁸⁹⁶), `part < LANES32 / LANES`. Which lanes a part holds is the ISA's (in-lane
+    /// unpacks: AVX2 lanes 0, 1, 4, 5 and 2, 3, 6, 7, AVX-512 the same pattern over 16 lanes);
+    /// [`Simd::natural_lanes`] puts per-lane sums of the parts back in lane order. On AVX2 this
+    /// is 4 integer operations per 8 floats where widening by conversion takes 2 `vcvtps2pd`,
+    /// which one port runs (the float32 sum passes ran 9% faster in a C probe,
+    /// `benches/probes/exp_sum_passes.c`); on AVX-512, 4 per 16 floats, against 5 for a
+    /// zero-extension in lane order and as many for `vcvtps2pd`, which both need the upper
+    /// half extracted (`benches/probes/softmax_passes_avx512.c`).
     fn widen_scaled(self, v: Self::F, part: usize) -> Self::V;
     /// Per-lane sums of the parts `0 .. LANES32 / LANES` of [`Simd::widen_scaled`] of the same
     /// float lanes (`parts`, in part order), rearranged in place so that part `p` holds lanes

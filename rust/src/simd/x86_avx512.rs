@@ -205,17 +205,30 @@ impl Simd for Avx512 {
     fn widen_scaled(self, v: __m512, part: usize) -> __m512d {
         unsafe {
             let bits = _mm512_castps_si512(v);
-            let half = if part == 0 {
-                _mm512_castsi512_si256(bits)
+            let zero = _mm512_setzero_si512();
+            // Each float's bits into the low half of a 64-bit lane by in-lane unpacks (lanes
+            // 0, 1, 4, 5, 8, 9, 12, 13 or 2, 3, 6, 7, 10, 11, 14, 15), then up by 29 into a
+            // double's place: one operation per 16 floats fewer than zero-extending each half
+            // in lane order, whose upper half must be extracted first (the float32 softmax
+            // pass ×1.07 in `benches/probes/softmax_passes_avx512.c`).
+            let wide = if part == 0 {
+                _mm512_unpacklo_epi32(bits, zero)
             } else {
-                _mm512_extracti64x4_epi64::<1>(bits)
+                _mm512_unpackhi_epi32(bits, zero)
             };
-            // Zero-extended in lane order, then up by 29 into a double's place.
-            _mm512_castsi512_pd(_mm512_slli_epi64::<29>(_mm512_cvtepu32_epi64(half)))
+            _mm512_castsi512_pd(_mm512_slli_epi64::<29>(wide))
         }
     }
     #[inline(always)]
-    fn natural_lanes(self, _parts: &mut [__m512d]) {}
+    fn natural_lanes(self, parts: &mut [__m512d]) {
+        unsafe {
+            let (a, b) = (parts[0], parts[1]);
+            // Pairs of lanes back in order: `a` holds lanes 0, 1, 4, 5, 8, 9, 12, 13 (indices
+            // 0–7 below), `b` lanes 2, 3, 6, 7, 10, 11, 14, 15 (indices 8–15).
+            parts[0] = _mm512_permutex2var_pd(a, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), b);
+            parts[1] = _mm512_permutex2var_pd(a, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), b);
+        }
+    }
     #[inline(always)]
     unsafe fn fload(self, p: *const f32) -> __m512 {
         unsafe { _mm512_loadu_ps(p) }
