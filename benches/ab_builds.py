@@ -2,13 +2,14 @@
 kernel changes (separate runs on a shared VM differ by more than most changes).
 
 Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [--axis 0] [--scale S]
-[--sort] [ROWSxN ...]``, where each ``.so`` is a built ``smoothmax/_core.abi3.so`` (copy it out
-of ``python/smoothmax`` after ``pip install -e .`` at each commit). Each build is loaded as its
-own copy of the package; the two are called in interleaved rounds (median of 40 calls per
-round, median over 15 rounds) on ``N(0, 1)·scale`` inputs (scale 10 unless ``--scale``;
-``--sort`` sorts them along the axis), and their outputs must agree bit for bit (an
-AssertionError says where not). Prints the old and new median times and their ratio per
-function and shape.
+[--sort] [--out] [ROWSxN ...]``, where each ``.so`` is a built ``smoothmax/_core.abi3.so``
+(copy it out of ``python/smoothmax`` after ``pip install -e .`` at each commit). Each build is
+loaded as its own copy of the package; the two are called in interleaved rounds (median of 40
+calls per round, median over 15 rounds) on ``N(0, 1)·scale`` inputs (scale 10 unless
+``--scale``; ``--sort`` sorts them along the axis; ``--out`` has softmax and log_softmax write
+into a preallocated array, as the benchmark's ``out=`` cases do, so that no page faults of a
+fresh output are timed), and their outputs must agree bit for bit (an AssertionError says where
+not). Prints the old and new median times and their ratio per function and shape.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ def load_build(so: Path, name: str, root: Path):
     return importlib.import_module(name)
 
 
-def median_call(f, x, axis: int, calls: int = 40) -> float:
+def median_call(f, x, axis: int, out: np.ndarray | None, calls: int = 40) -> float:
+    kwargs = {} if out is None else {"out": out}
     samples = []
     for _ in range(calls):
         start = time.perf_counter()
-        f(x, axis=axis)
+        f(x, axis=axis, **kwargs)
         samples.append(time.perf_counter() - start)
     return float(np.median(samples))
 
@@ -54,6 +56,9 @@ def main() -> None:
     parser.add_argument("--axis", type=int, default=-1, help="0 times the axis-0 kernels")
     parser.add_argument("--scale", type=float, default=10.0, help="inputs are N(0, 1)·scale")
     parser.add_argument("--sort", action="store_true", help="sort each input along the axis")
+    parser.add_argument(
+        "--out", action="store_true", help="softmax and log_softmax into a preallocated out="
+    )
     parser.add_argument(
         "--ulps",
         type=int,
@@ -77,14 +82,22 @@ def main() -> None:
             for fn in FUNCTIONS:
                 old, new = (getattr(builds[k], fn) for k in ("old", "new"))
                 a, b = old(x, axis=args.axis), new(x, axis=args.axis)
+                # One preallocated output per build, touched once, so page faults stay out.
+                outs = {
+                    k: np.full_like(a, np.nan) if args.out and fn != "logsumexp" else None
+                    for k in ("old", "new")
+                }
                 if args.ulps:
                     np.testing.assert_array_max_ulp(a, b, maxulp=args.ulps)
                 else:
                     np.testing.assert_array_equal(a, b, err_msg=fn)
                 rounds = {"old": [], "new": []}
                 for _ in range(args.rounds):
-                    rounds["old"].append(median_call(old, x, args.axis))
-                    rounds["new"].append(median_call(new, x, args.axis))
+                    rounds["old"].append(median_call(old, x, args.axis, outs["old"]))
+                    rounds["new"].append(median_call(new, x, args.axis, outs["new"]))
+                for k, want in (("old", a), ("new", b)):
+                    if outs[k] is not None:
+                        np.testing.assert_array_equal(outs[k], want, err_msg=f"{fn} out=")
                 t_old, t_new = (float(np.median(rounds[k])) * 1e6 for k in ("old", "new"))
                 print(
                     f"{text:>10} {fn:12} old {t_old:8.1f} µs  new {t_new:8.1f} µs"

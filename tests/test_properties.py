@@ -394,6 +394,10 @@ def _one_pass_rows(n: int) -> dict[str, np.ndarray]:
     rows["sorted"] = np.sort(base) * 30
     rows["sorted down"] = np.sort(base)[::-1] * 30
     rows["staircase"] = np.repeat(np.arange(n // 32 + 1) * 15.0, 32)[:n] + base
+    # Past the first block: inside the shift's sample in rows of 2048 or more, beyond it below.
+    r = base.copy()
+    r[40:] += 80
+    rows["jump early"] = r
     for label, jump in [("jump 40", 40), ("jump 80", 80), ("jump 110", 110), ("jump 2000", 2000)]:
         # 58, 115, 159 and 2885 octaves: the y kept before the jump stay normal, turn partly
         # subnormal, all subnormal or zero, and wholly zero
@@ -423,12 +427,14 @@ def _one_pass_rows(n: int) -> dict[str, np.ndarray]:
     return {name: v.astype(np.float32) for name, v in rows.items()}
 
 
-@pytest.mark.parametrize("n", [256, 300, 1000, 4099])
+@pytest.mark.parametrize("n", [256, 300, 1000, 4099, 40000])
 def test_one_pass_softmax_matches_the_two_passes(n):
-    """float32 softmax rows of ≥ 128 entries written to another array skip the max pass, moving
-    their shift as larger entries come; in place they take the two passes. The two agree bit
-    for bit (by construction up to a last-bit rounding of the sum with probability ~2⁻¹⁰⁰), on
-    rows that move the shift by every amount, and on NaN, ±inf and far maxima found late."""
+    """float32 softmax rows of ≥ 256 entries written to another array skip the max pass, taking
+    their shift from a sample of their first entries (one block below 2048 entries, up to 1024
+    entries from 32768 on) and moving it as larger entries come; in place they take the two
+    passes. The two agree bit for bit (by construction up to a last-bit rounding of the sum with
+    probability ~2⁻¹⁰⁰), on rows that move the shift by every amount, before and after the
+    sample, and on NaN, ±inf and far maxima found late."""
     for name, x in _one_pass_rows(n).items():
         before = x.copy()
         one_pass = np.asarray(softmax(x))

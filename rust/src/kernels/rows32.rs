@@ -934,15 +934,15 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize, next: NextR
     Some(m as f64 + sum)
 }
 
-/// How far above its first block's maximum the one-pass softmax puts its shift, in octaves: it
-/// moves the shift only when an entry exceeds it, so the gap spares rows whose maximum lies
-/// somewhat above their first entries' the move, while every entry that it clamps or leaves
-/// subnormal stays more than 150 octaves below the row's maximum, where the two-pass kernel's
-/// output is 0 too (see [`OnePassOp`]). At most 39.
+/// How far above the maximum of its sample (the row's first entries, [`sample_len`]) the one-pass
+/// softmax puts its shift, in octaves: it moves the shift only when an entry exceeds it, so the gap
+/// spares rows whose maximum lies somewhat above their first entries' the move, while every entry
+/// that it clamps or leaves subnormal stays more than 150 octaves below the row's maximum, where
+/// the two-pass kernel's output is 0 too (see [`OnePassOp`]). At most 39.
 const ONE_PASS_GAP: i32 = 32;
 
-/// Rows shorter than this take the two passes: the first block's maximum and the per-block
-/// test cost about what the max pass saves there ((300, 128) measured ×0.85–0.90 at 128).
+/// Rows shorter than this take the two passes: the sample's maximum and the per-block test
+/// cost about what the max pass saves there ((300, 128) measured ×0.85–0.90 at 128).
 const ONE_PASS_MIN: usize = 256;
 
 /// `2^e` as an f64, exactly (0 below the subnormal range); `e ≤ 1023`.
@@ -957,25 +957,26 @@ fn pow2_f64(e: i32) -> f64 {
 }
 
 /// softmax's pass 2 without its max pass: [`RoundedSumOp`] under a shift `K_s` taken from the
-/// first block's maximum plus [`ONE_PASS_GAP`] octaves, with each block first tested against
-/// `K_s·ln 2`. The first block with an entry above it (or `+inf`) makes the pass take the max
-/// pass over the rest of the row, whose maximum is the row's (the entries before stayed below
-/// the test), and move the shift there, the two-pass kernel's, after scaling the sums and the
-/// `y` already in `out` by `2^{K_s − K_m}` (powers of two: exact wherever the result is normal);
-/// so a row pays at most one partial max pass and one rescale of what it has written (sorted
-/// rows, rows of wide scale), against the whole max pass it saves on the others. A NaN or
-/// infinite entry, or a maximum beyond `M_LIMIT`, ends the pass (`failed`; a NaN that the
-/// block test does not see shows in the sums, see [`NAN_MARK`]), and the caller takes the two
-/// passes instead (which is why `out` must not be `x`).
+/// maximum of the row's first entries ([`sample_len`]) plus [`ONE_PASS_GAP`] octaves, with
+/// each block first tested against `K_s·ln 2`. The first block with an entry above it (or
+/// `+inf`) makes the pass take the max pass over the rest of the row, whose maximum is the
+/// row's (the entries before stayed below the test), and move the shift there, the two-pass
+/// kernel's, after scaling the sums and the `y` already in `out` by `2^{K_s − K_m}` (powers
+/// of two: exact wherever the result is normal); so a row pays at most one partial max pass
+/// and one rescale of what it has written (sorted rows, rows of wide scale), against the
+/// whole max pass it saves on the others. A NaN or infinite entry, or a maximum beyond
+/// `M_LIMIT`, ends the pass (`failed`; a NaN that the block test does not see shows in the
+/// sums, see [`NAN_MARK`]), and the caller takes the two passes instead (which is why `out`
+/// must not be `x`).
 ///
 /// It returns what the two-pass kernel returns, to the bit, but for a last-bit difference in
 /// the sum with probability ~2⁻¹⁰⁰: every entry keeps `K ≤ K_s ≤ K_m + 32`, so each
-/// `y = 2^{K − K_s + 64}(1 + t)` is the two-pass `y` times `2^{K_m − K_s}` wherever both are
-/// normal (softmax's [`pass_terms`] give `t` that does not depend on the shift), the sum and `1/S` are scaled
-/// by the same power of two, and the outputs `y·(1/S)` round alike. The entries where they are
-/// not normal lie more than 190 − 32 octaves below the max: both kernels output 0 there, and
-/// their share of the sum (below 2⁻¹⁵⁰ relative) moves it only if it sits that close to a
-/// rounding boundary.
+/// `y = 2^{K − K_s + 64}(1 + t)` is the two-pass `y` times `2^{K_m − K_s}` wherever both are normal
+/// (softmax's [`pass_terms`] give `t` that does not depend on the shift), the sum and `1/S`
+/// are scaled by the same power of two, and the outputs `y·(1/S)` round alike. The entries
+/// where they are not normal lie more than 190 − 32 octaves below the max: both kernels
+/// output 0 there, and their share of the sum (below 2⁻¹⁵⁰ relative) moves it only if it sits
+/// that close to a rounding boundary.
 struct OnePassOp<S: Simd> {
     sums: RoundedSumOp<S, true>,
     k_s: i32,
@@ -990,15 +991,15 @@ struct OnePassOp<S: Simd> {
 }
 
 impl<S: Simd> OnePassOp<S> {
-    /// The pass's state for the row `x` of `n ≥ BLOCK` entries; `None` when its first block
+    /// The pass's state for the row `x` of `n ≥ BLOCK` entries; `None` when its sample
     /// holds a NaN or infinite entry or one beyond `M_LIMIT`, or only `−inf`.
     ///
     /// # Safety
     /// `x` readable for `n ≥ BLOCK` floats.
     #[inline(always)]
     unsafe fn new(s: S, x: *const f32, out: *mut f32, n: usize) -> Option<Self> {
-        // SAFETY: forwarded contract.
-        let (m, nan) = unsafe { row_max(s, x, BLOCK) };
+        // SAFETY: forwarded contract (the sample is at most the row).
+        let (m, nan) = unsafe { row_max(s, x, sample_len(n)) };
         if nan || !m.is_finite() || m.abs() > M_LIMIT {
             return None;
         }
@@ -1056,6 +1057,21 @@ impl<S: Simd> OnePassOp<S> {
         self.k_s = k_new;
         self.sums.lanes = LaneShift::splat(s, Shift::at(k_new));
     }
+}
+
+/// How many leading entries of a row of `n` set the one-pass shift: a 32nd of the row, at
+/// least one block and at most 1024 entries, a multiple of [`BLOCK`]. Any sample gives the
+/// two-pass results (the shift stays within [`ONE_PASS_GAP`] octaves above the row's maximum
+/// octave); a larger one moves the shift less often: the maximum of a row's first block of 32
+/// lies ~2σ above the mean of Gaussian entries, below the row's own maximum by more than the
+/// gap's 22 units for σ = 10 in a large share of rows of 32000 (~4.1σ), which then took a max
+/// pass over the rest of the row and rescaled what they had written. A 32nd of the row, ~3.2σ
+/// for 32000, moves them rarely, and costs a 32nd more reads, from the cache. A/B float32
+/// softmax `out=` on `N(0,1)·10`, both orders: (64, 32000) ×1.09–1.12 (calls alternating) and
+/// ×1.02–1.20 (`ab_builds --out`), (256, 128256) ×1.18–1.19; (1, 100000) and (16, 4096)
+/// unchanged (×0.89–1.12, the order effect); rows below 2048 entries sample one block as before.
+fn sample_len(n: usize) -> usize {
+    (n / 32).clamp(BLOCK, 1024) / BLOCK * BLOCK
 }
 
 /// `k·ln 2` as an f32: entries up to it have `K ≤ k` (the roundings of the limit and of
