@@ -581,28 +581,27 @@ pub(crate) fn widened_sums<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES]
 }
 
 /// logsumexp / log_softmax pass 2: `Σ 2^{K−K_m+64}(1 + t)` over the entries below the max,
-/// and the number of max entries (counted from the lanes' masks in a scalar: exact, and two
-/// vector operations fewer per vector than a count in float lanes; log_softmax ×1.01–1.02).
-/// Each term is split exactly as `y + y_lo` (f32): `y` is summed in f64, `y_lo` (below
-/// 2⁻²⁴ y) in f32. Widening only `y` halves the f32→f64 conversions, which have one port on
-/// AVX2 machines and bounded this pass (widened by [`Simd::widen_scaled`]'s integer
-/// operations instead, as in [`RoundedSumOp`]).
+/// and the number of max entries. Each term is split exactly as `y + y_lo` (f32): `y` is
+/// summed in f64, `y_lo` (below 2⁻²⁴ y) in f32. Widening only `y` halves the f32→f64
+/// conversions, which have one port on AVX2 machines and bounded this pass (widened by
+/// [`Simd::widen_scaled`]'s integer operations instead, as in [`RoundedSumOp`]).
 struct LseSumOp<S: Simd> {
     m: S::F,
     lanes: LaneShift<S::F>,
     acc: [S::V; VLANES],
     lo: [S::F; VLANES],
-    ties: usize,
+    ties: [S::F; VLANES],
 }
 
 impl<S: Simd> BlockOp<S> for LseSumOp<S> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], _out: *mut f32) {
         let (t, p2) = exp_terms(s, v, nb::<S>(), &self.lanes);
+        let one = s.fsplat(1.0);
         for j in 0..nb::<S>() {
             let a = j % nf::<S>();
             let (y, y_lo, at_max) = lse_term(s, t[j], p2[j], v[j], self.m);
-            self.ties += s.fmcount(at_max) as usize;
+            self.ties[a] = s.fadd(self.ties[a], s.fkeep(at_max, one));
             self.lo[a] = s.fadd(self.lo[a], y_lo);
             for i in 0..ratio::<S>() {
                 let a = acc_index::<S>(j, i);
@@ -710,14 +709,14 @@ unsafe fn lse_sum<S: Simd>(
         lanes: LaneShift::splat(s, shift),
         acc: [s.splat(0.0); VLANES],
         lo: [s.fsplat(0.0); VLANES],
-        ties: 0,
+        ties: [s.fsplat(0.0); VLANES],
     };
     let mut fetching = Fetching { op: &mut op, next };
     // SAFETY: forwarded contract.
     unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut fetching) };
     let lo = tree(spill32(s, &op.lo), |a, b| a + b) as f64;
     let total = tree(widened_sums(s, &op.acc), |a, b| a + b) + lo;
-    let count = op.ties as f64;
+    let count = tree(spill32(s, &op.ties), |a, b| a + b) as f64;
     log_sum_one(s, total, count, shift, m)
 }
 

@@ -316,23 +316,23 @@ impl<S: Simd, const STORE: bool> ChunkOp<S> for RoundedSumOp<S, STORE> {
 
 /// logsumexp / log_softmax pass 2: `Σ 2^{K−K_m+64}(1 + t)` over the entries below the max
 /// (each term split exactly as `y + y_lo`, `y` added by TwoSum), and the number of max entries
-/// (an integer count: exact in any order, so the lanes' masks are counted in a scalar, which
-/// spares two vector operations per chunk).
+/// (an integer count: exact in any order, so one vector suffices).
 struct LseSumOp<S: Simd> {
     lanes: LaneShift<S::V>,
     m: S::V,
     hi: [S::V; VLANES],
     lo: [S::V; VLANES],
-    ties: usize,
+    ties: S::V,
 }
 
 impl<S: Simd> ChunkOp<S> for LseSumOp<S> {
     #[inline(always)]
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], _out: *mut f64) {
         let (t, p2) = exp_terms(s, v, nv::<S>(), &self.lanes);
+        let (zero, one) = (s.splat(0.0), s.splat(1.0));
         for j in 0..nv::<S>() {
             let at_max = s.eq(v[j], self.m);
-            self.ties += s.count(at_max) as usize;
+            self.ties = s.add(self.ties, s.select(at_max, one, zero));
             let (y, y_lo) = lse_term(s, t[j], p2[j], at_max);
             accumulate(s, &mut self.hi[j], &mut self.lo[j], y, y_lo);
         }
@@ -392,13 +392,13 @@ unsafe fn lse_sum<S: Simd>(
         m: s.splat(m),
         hi: [s.splat(0.0); VLANES],
         lo: [s.splat(0.0); VLANES],
-        ties: 0,
+        ties: s.splat(0.0),
     };
     let mut fetching = Fetching { op: &mut op, next };
     // SAFETY: forwarded contract.
     unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut fetching) };
     let others = lanes_total(spill(s, &op.hi), spill(s, &op.lo), 0.0);
-    let count = op.ties as f64;
+    let count: f64 = spill1(s, op.ties)[..S::LANES].iter().sum();
     sum_to_max(count, others, row_to_max(s, m, shift))
 }
 

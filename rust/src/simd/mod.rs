@@ -156,8 +156,6 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn none(self) -> Self::M;
     /// Whether any lane is set.
     fn any(self, m: Self::M) -> bool;
-    /// How many lanes are set.
-    fn count(self, m: Self::M) -> u32;
     /// `if m { a } else { b }` per lane.
     fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
     /// `2^k` for lanes holding `t = k + MAGIC` (see [`crate::math::exp::MAGIC`]) with
@@ -204,8 +202,6 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn fmnone(self) -> Self::FM;
     /// Whether any lane is set.
     fn fmany(self, m: Self::FM) -> bool;
-    /// How many lanes are set.
-    fn fmcount(self, m: Self::FM) -> u32;
     /// `if m { v } else { 0 }` per lane.
     fn fkeep(self, m: Self::FM, v: Self::F) -> Self::F;
     /// `if m { 0 } else { v }` per lane.

@@ -77,10 +77,6 @@ impl Simd for Scalar {
         m
     }
     #[inline(always)]
-    fn count(self, m: bool) -> u32 {
-        m as u32
-    }
-    #[inline(always)]
     fn select(self, m: bool, a: f64, b: f64) -> f64 {
         if m {
             a
@@ -169,10 +165,6 @@ impl Simd for Scalar {
     #[inline(always)]
     fn fmany(self, m: bool) -> bool {
         m
-    }
-    #[inline(always)]
-    fn fmcount(self, m: bool) -> u32 {
-        m as u32
     }
     #[inline(always)]
     fn fkeep(self, m: bool, v: f32) -> f32 {

@@ -84,10 +84,6 @@ impl Simd for Avx2 {
         unsafe { _mm256_movemask_pd(m) != 0 }
     }
     #[inline(always)]
-    fn count(self, m: __m256d) -> u32 {
-        unsafe { _mm256_movemask_pd(m).count_ones() }
-    }
-    #[inline(always)]
     fn select(self, m: __m256d, a: __m256d, b: __m256d) -> __m256d {
         unsafe { _mm256_blendv_pd(b, a, m) }
     }
@@ -173,10 +169,6 @@ impl Simd for Avx2 {
     #[inline(always)]
     fn fmany(self, m: __m256) -> bool {
         unsafe { _mm256_movemask_ps(m) != 0 }
-    }
-    #[inline(always)]
-    fn fmcount(self, m: __m256) -> u32 {
-        unsafe { _mm256_movemask_ps(m).count_ones() }
     }
     #[inline(always)]
     fn fkeep(self, m: __m256, v: __m256) -> __m256 {

@@ -85,10 +85,6 @@ impl Simd for Avx512 {
         m != 0
     }
     #[inline(always)]
-    fn count(self, m: __mmask8) -> u32 {
-        m.count_ones()
-    }
-    #[inline(always)]
     fn select(self, m: __mmask8, a: __m512d, b: __m512d) -> __m512d {
         unsafe { _mm512_mask_blend_pd(m, b, a) }
     }
@@ -174,10 +170,6 @@ impl Simd for Avx512 {
     #[inline(always)]
     fn fmany(self, m: __mmask16) -> bool {
         m != 0
-    }
-    #[inline(always)]
-    fn fmcount(self, m: __mmask16) -> u32 {
-        m.count_ones()
     }
     #[inline(always)]
     fn fkeep(self, m: __mmask16, v: __m512) -> __m512 {
