@@ -221,8 +221,9 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// is 4 integer operations per 8 floats where widening by conversion takes 2 `vcvtps2pd`,
     /// which one port runs (the float32 sum passes ran 9% faster in a C probe,
     /// `benches/probes/exp_sum_passes.c`); on AVX-512, 4 per 16 floats, against 5 for a
-    /// zero-extension in lane order and as many for `vcvtps2pd`, which both need the upper
-    /// half extracted (`benches/probes/softmax_passes_avx512.c`).
+    /// zero-extension in lane order, which needs the upper half extracted first, and the 3 of
+    /// an extract and two `vcvtps2pd`, which measured as slow as the zero-extension there
+    /// (`benches/probes/softmax_passes_avx512.c`).
     fn widen_scaled(self, v: Self::F, part: usize) -> Self::V;
     /// Per-lane sums of the parts `0 .. LANES32 / LANES` of [`Simd::widen_scaled`] of the same
     /// float lanes (`parts`, in part order), rearranged in place so that part `p` holds lanes
