@@ -104,7 +104,9 @@ unsafe fn tail_chunk<E: Element>(p: *const E, len: usize, pad: f64) -> [E; VLANE
 /// softmax in its scale pass, for rows up to 64 KB); the generic passes (a temperature, or a
 /// maximum beyond the shifted range) do not. A/B on an AVX-512 machine, one thread: float32
 /// log_softmax ×1.18–1.46 and float64 softmax / logsumexp ×1.16–1.64 on rows of 1000–32000.
-/// Never read: only prefetched, so it may point anywhere (the results do not depend on it).
+/// float32 log_softmax's sum pass also asks for its own row's output this way (see
+/// `rows32::lse_sum`). Never read: only prefetched, so it may point anywhere (the results do
+/// not depend on it).
 #[derive(Clone, Copy)]
 pub(crate) struct NextRow {
     at: *const u8,

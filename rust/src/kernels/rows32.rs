@@ -691,7 +691,12 @@ impl<S: Simd> BlockOp<S> for LogSoftmaxOp<S> {
 }
 
 /// Pass 2 for logsumexp / log_softmax: `S = Σ e^{x_i − m}` with the max entries counted apart
-/// (`below_single_max` set when there is exactly one), asking for `next` as it goes.
+/// (`below_single_max` set when there is exactly one), asking for `next` and `out_lines` as it
+/// goes. log_softmax passes its own row's output as `out_lines`, so that its write pass, which
+/// follows, stores into lines already in the cache instead of waiting on each line's read for
+/// ownership from L3 or memory (A/B float32 log_softmax `out=`, both orders: (64, 32000)
+/// ×1.21–1.32, (1000, 4096) ×1.19–1.33, (4096, 1000) ×1.09–1.10, (256, 128256) ×1.09–1.11,
+/// rows of 250 and single rows in L2 unchanged).
 ///
 /// # Safety
 /// `x` readable for `n` floats; `m` finite with `|m| ≤ M_LIMIT`.
@@ -703,6 +708,7 @@ unsafe fn lse_sum<S: Simd>(
     m: f32,
     shift: Shift,
     next: NextRow,
+    out_lines: NextRow,
 ) -> f64 {
     let mut op = LseSumOp::<S> {
         m: s.fsplat(m),
@@ -711,7 +717,11 @@ unsafe fn lse_sum<S: Simd>(
         lo: [s.fsplat(0.0); VLANES],
         ties: [s.fsplat(0.0); VLANES],
     };
-    let mut fetching = Fetching { op: &mut op, next };
+    let mut own = Fetching {
+        op: &mut op,
+        next: out_lines,
+    };
+    let mut fetching = Fetching { op: &mut own, next };
     // SAFETY: forwarded contract.
     unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut fetching) };
     let lo = tree(spill32(s, &op.lo), |a, b| a + b) as f64;
@@ -928,7 +938,7 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize, next: NextR
         unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut fetching) };
         log_sum_one(s, op.total(s), 0.0, shift, m)
     } else {
-        unsafe { lse_sum(s, x, n, m, shift, next) }
+        unsafe { lse_sum(s, x, n, m, shift, next, NextRow::NONE) }
     };
     Some(m as f64 + sum)
 }
@@ -1238,7 +1248,17 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         return false;
     };
     if log {
-        let sum = unsafe { lse_sum(s, x, n, m, shift, next) };
+        let sum = unsafe {
+            lse_sum(
+                s,
+                x,
+                n,
+                m,
+                shift,
+                next,
+                NextRow::strided(out.cast_const(), 1),
+            )
+        };
         // m + log S as an f64 pair first: log S may be far below ulp(m).
         let (c, c_err) = two_sum(m as f64, sum);
         let (c_hi, c_lo) = f32_pair(c, c_err);
