@@ -145,7 +145,8 @@ impl NextRow {
     }
 }
 
-/// A pass's `op`, asking for the next row's lines step by step as it goes: each row module
+/// A pass's `op`, asking for a row's lines step by step as it goes (the next row's, or the
+/// row's own output in float32 log_softmax; nested for both): each row module
 /// ([`super::rows32`]'s blocks, [`super::rows64`]'s chunks, 128 bytes either way) runs it as
 /// its own pass trait.
 pub(crate) struct Fetching<'a, Op> {

@@ -1256,7 +1256,12 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
                 m,
                 shift,
                 next,
-                NextRow::strided(out.cast_const(), 1),
+                // In place, the output is the row the pass reads: nothing to ask for.
+                if std::ptr::eq(x, out) {
+                    NextRow::NONE
+                } else {
+                    NextRow::strided(out.cast_const(), 1)
+                },
             )
         };
         // m + log S as an f64 pair first: log S may be far below ulp(m).
