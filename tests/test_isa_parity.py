@@ -170,11 +170,12 @@ def test_bit_identical_random_lengths(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("n", [33, 1000])
-def test_axis0_strips_bit_identical(isa, dtype, n):
-    """Along axis 0 over adjacent columns (the strip kernels) on every path."""
+@pytest.mark.parametrize(("n", "width"), [(33, 80), (1000, 80), (1536, 2048)], ids=str)
+def test_axis0_strips_bit_identical(isa, dtype, n, width):
+    """Along axis 0 over adjacent columns (the strip kernels; float32 (1536, 2048) takes the
+    narrow strips) on every path."""
     rng = np.random.default_rng(n)
-    x = (rng.standard_normal((n, 80)) * 10).astype(dtype)
+    x = (rng.standard_normal((n, width)) * 10).astype(dtype)
     x[::5, 7] = -np.inf
     x[n // 2, 9] = 90.0
 

@@ -564,6 +564,32 @@ def test_axis0_strips_match_rows(dtype, special, in_place):
             np.testing.assert_array_equal(got[..., c], expected[c], err_msg=f"column {c}")
 
 
+@pytest.mark.parametrize("view", ["contiguous", "rows reversed", "in place"])
+def test_axis0_narrow_strips_match_rows(view):
+    """A float32 array large enough for the narrow strips (12 MiB in rows of 2048 columns; see
+    `strips32::strip_width`), whose passes ask for rows ahead, equals the row kernels on the
+    transposed copy bit for bit: with a NaN (its strip goes to the column tiles), an infinite
+    column, a far maximum and -inf entries, and with rows walked backwards."""
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((1536, 2048)) * 10).astype(np.float32)
+    x[::7, 300] = -np.inf
+    x[5, 600] = np.nan
+    x[:, 1000] = -np.inf
+    x[700, 1400] = 1e6
+    if view == "rows reversed":
+        x = x[::-1]
+    before = x.copy()
+    for fn in (softmax, log_softmax, logsumexp):
+        expected = fn(np.ascontiguousarray(x.T), axis=-1).T
+        if view == "in place" and fn is not logsumexp:
+            got = x.copy()
+            assert fn(got, axis=0, out=got) is got
+        else:
+            got = fn(x, axis=0)
+        np.testing.assert_array_equal(got, expected, err_msg=fn.__name__)
+    np.testing.assert_array_equal(x, before)
+
+
 @pytest.mark.parametrize(
     ("dtype", "n"), [(np.float32, 100), (np.float32, 300), (np.float64, 100)], ids=str
 )

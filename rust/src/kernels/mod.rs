@@ -566,7 +566,7 @@ fn tiles(rows: Range<usize>, inner: usize, max: usize) -> impl Iterator<Item = (
 
 /// The rows of a column task as `(first row, count, strip)` pieces: where the rows are
 /// adjacent in memory (`s_inner == 1`, in `out` too when given) and long enough to stream,
-/// strips of up to [`strips32::STRIP`] rows (a multiple of 16) sharing one `outer` index, for
+/// strips of up to [`strips32::strip_width`] rows (a multiple of 16) sharing one `outer` index, for
 /// the strip kernels, and the odd rows; otherwise the whole range, for the column tiles.
 fn column_strips<E: Element>(
     x: &Raw3<E>,
@@ -582,7 +582,13 @@ fn column_strips<E: Element>(
         return vec![(rows.start, rows.len(), false)];
     }
     let mut pieces = Vec::new();
-    for (r0, count) in tiles(rows, x.inner, strips32::STRIP) {
+    // float64 (logsumexp) measured no faster in narrow strips: its exponentials bound it.
+    let width = if E::IS_F64 {
+        strips32::STRIP
+    } else {
+        strips32::strip_width(x.n, x.inner)
+    };
+    for (r0, count) in tiles(rows, x.inner, width) {
         let whole = count - count % VLANES;
         if whole > 0 {
             pieces.push((r0, whole, true));
@@ -626,7 +632,8 @@ unsafe fn run_strip<S: Simd, E: Element>(
             debug_assert!(op == ColOp::Lse, "float64 strips are for logsumexp");
             strips64::lse_strip::<S>(s, xs.cast(), x.n, count, lse)
         } else {
-            strips32::strip::<S>(s, xs.cast(), os.cast(), x.n, count, op, lse)
+            let fetch = strips32::strip_width(x.n, x.inner) == strips32::NARROW_STRIP;
+            strips32::strip::<S>(s, xs.cast(), os.cast(), x.n, count, op, lse, fetch)
         }
     }
 }
