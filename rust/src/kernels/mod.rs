@@ -566,8 +566,9 @@ fn tiles(rows: Range<usize>, inner: usize, max: usize) -> impl Iterator<Item = (
 
 /// The rows of a column task as `(first row, count, strip)` pieces: where the rows are
 /// adjacent in memory (`s_inner == 1`, in `out` too when given) and long enough to stream,
-/// strips of up to [`strips32::strip_width`] rows (a multiple of 16) sharing one `outer` index, for
-/// the strip kernels, and the odd rows; otherwise the whole range, for the column tiles.
+/// strips of up to [`strips32::strip_width`] rows (a multiple of 16) sharing one `outer`
+/// index, for the strip kernels, and the odd rows; otherwise the whole range, for the column
+/// tiles.
 fn column_strips<E: Element>(
     x: &Raw3<E>,
     out: Option<&Raw3<E>>,

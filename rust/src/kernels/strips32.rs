@@ -38,10 +38,10 @@ pub(crate) const NARROW_STRIP: usize = 256;
 /// Rows ahead that the passes of a narrow strip ask for (4–16 measured alike).
 const AHEAD_ROWS: usize = 8;
 
-/// The strip width for float32 lines of `n` entries, `inner` of them adjacent: [`NARROW_STRIP`]
-/// when the array is too large to stay in the cache between full-width passes (12 MB or more),
-/// its rows span 2048 columns or more, and a narrow strip is at most 4096 rows; [`STRIP`]
-/// otherwise.
+/// The strip width for float32 lines of `n` entries, `inner` of them adjacent (per `outer`
+/// index): [`NARROW_STRIP`] when those lines take too much memory to stay in the cache between
+/// full-width passes (12 MB or more), span 2048 columns or more, and a narrow strip is at most
+/// 4096 rows; [`STRIP`] otherwise.
 ///
 /// Measured with prefetching, one thread, against full width (softmax / log_softmax /
 /// logsumexp, `out=`): ×1.23–1.37 / ×1.14–1.31 / ×1.26–1.40 on (1000, 4096) and (500, 8192),
