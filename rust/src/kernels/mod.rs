@@ -35,7 +35,7 @@ use std::ops::Range;
 use ndarray::{ArrayView3, ArrayViewMut2, ArrayViewMut3};
 
 use crate::error::KernelError;
-use crate::simd::{active_isa, dispatch, Element, Isa, Simd, WithSimd, VLANES};
+use crate::simd::{active_isa, dispatch, prefetch, Element, Isa, Simd, WithSimd, VLANES};
 use crate::threads::for_row_ranges;
 use cols32::ColOp;
 use rows::NextRow;
@@ -294,16 +294,6 @@ unsafe fn scatter_tile<E: Element>(v: &Raw3<E>, r0: usize, count: usize, buf: &[
 /// pattern the hardware prefetchers do not follow.
 const PREFETCH_ROWS: usize = 16;
 
-/// Hint that the cache line at `p` will be read soon (no effect off x86-64; never faults).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-}
-
 /// Contiguous rows up to this length go to the column kernel, 16 rows at a time.
 const SHORT_ROW: usize = 32;
 
@@ -352,7 +342,10 @@ unsafe fn gather_cols<S: Simd, E: Element>(
             let base = v.row(r0);
             for i in 0..n {
                 let src = base.offset(i as isize * v.s_n);
-                prefetch(base.wrapping_offset((i + PREFETCH_ROWS) as isize * v.s_n));
+                prefetch(
+                    base.wrapping_offset((i + PREFETCH_ROWS) as isize * v.s_n)
+                        .cast(),
+                );
                 for g in 0..tiles {
                     let (from, to) = (src.add(g * VLANES), dst.add((g * n + i) * VLANES));
                     std::ptr::copy_nonoverlapping(from, to, VLANES);
