@@ -2,14 +2,16 @@
 kernel changes (separate runs on a shared VM differ by more than most changes).
 
 Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [--axis 0] [--scale S]
-[--sort] [--out] [ROWSxN ...]``, where each ``.so`` is a built ``smoothmax/_core.abi3.so``
-(copy it out of ``python/smoothmax`` after ``pip install -e .`` at each commit). Each build is
-loaded as its own copy of the package; the two are called in interleaved rounds (median of 40
-calls per round, median over 15 rounds) on ``N(0, 1)·scale`` inputs (scale 10 unless
-``--scale``; ``--sort`` sorts them along the axis; ``--out`` has softmax and log_softmax write
-into a preallocated array, as the benchmark's ``out=`` cases do, so that no page faults of a
-fresh output are timed), and their outputs must agree bit for bit (an AssertionError says where
-not). Prints the old and new median times and their ratio per function and shape.
+[--sort] [--out] [--stride K] [ROWSxN ...]``, where each ``.so`` is a built
+``smoothmax/_core.abi3.so`` (copy it out of ``python/smoothmax`` after ``pip install -e .`` at
+each commit). Each build is loaded as its own copy of the package; the two are called in
+interleaved rounds (median of 40 calls per round, median over 15 rounds) on ``N(0, 1)·scale``
+inputs (scale 10 unless ``--scale``; ``--sort`` sorts them along the axis; ``--stride K`` passes
+the view ``base[..., ::K]`` of a base K times as wide, as the benchmark's strided case does;
+``--out`` has softmax and log_softmax write into a preallocated array, as the benchmark's
+``out=`` cases do, so that no page faults of a fresh output are timed), and their outputs must
+agree bit for bit (an AssertionError says where not). Prints the old and new median times and
+their ratio per function and shape.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=10.0, help="inputs are N(0, 1)·scale")
     parser.add_argument("--sort", action="store_true", help="sort each input along the axis")
     parser.add_argument(
+        "--stride", type=int, default=1, help="K > 1 passes the view base[..., ::K] of a wider base"
+    )
+    parser.add_argument(
         "--out", action="store_true", help="softmax and log_softmax into a preallocated out="
     )
     parser.add_argument(
@@ -79,6 +84,9 @@ def main() -> None:
             if args.sort:
                 x = np.sort(x, axis=args.axis)
             x = x.astype(args.dtype)
+            if args.stride > 1:
+                base = np.repeat(x, args.stride, axis=-1)
+                x = base[..., :: args.stride]
             for fn in FUNCTIONS:
                 old, new = (getattr(builds[k], fn) for k in ("old", "new"))
                 a, b = old(x, axis=args.axis), new(x, axis=args.axis)

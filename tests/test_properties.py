@@ -495,9 +495,9 @@ def test_tile_lane_constants_match_single_rows(n):
 @pytest.mark.parametrize("special", ["none", "nan", "inf", "far max"])
 def test_strided_rows_into_contiguous_output_match_contiguous(dtype, view, special):
     """Rows with a stride of their own (`x[:, ::2]`, reversed, a transpose), longer than the
-    column kernel's rows, are gathered straight into a contiguous output row and normalised
-    there: the result equals the call on a contiguous copy bit for bit, with and without
-    `out=` and a temperature, and the input is left untouched."""
+    column kernel's rows, are gathered into a contiguous output row (float32 softmax) or a row
+    buffer and normalised from there: the result equals the call on a contiguous copy bit for
+    bit, with and without `out=` and a temperature, and the input is left untouched."""
     rng = np.random.default_rng(6)
     base = (rng.standard_normal((40, 600)) * 10).astype(dtype)
     base[3, ::5] = -np.inf

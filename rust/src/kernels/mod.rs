@@ -3,7 +3,8 @@
 //! Every function reduces (or normalises) along axis 1 of a 3-D view `(outer, n, inner)`: any
 //! NumPy reduction over one axis is such a view without a copy, and the Python layer brings
 //! tuple axes to this form. Rows with a unit stride are processed in place; other rows are
-//! gathered first, into their output row when that is contiguous, else into a per-task buffer.
+//! gathered first: float32 softmax into its output row when that is contiguous, the others into
+//! a row buffer (a tile buffer when the output row is not contiguous either).
 //! Work is split over rows (see [`crate::threads`]).
 //!
 //! Contract (float32 and float64; errors against the correctly rounded exact result):
@@ -821,16 +822,29 @@ impl<E: Element> WithSimd for RowsJob<E> {
                                 );
                             }
                         } else if out.s_n == 1 {
-                            // Gather each row straight into its contiguous output row and
-                            // normalise it there: no buffer to scatter back (x[:, ::2]
-                            // softmax 4.2–4.5 → 3.8 ms). Views cannot alias; the Python layer
-                            // copies a partially overlapping input first.
+                            // Gather each row, then normalise it into its contiguous output
+                            // row: no buffer to scatter back (x[:, ::2] softmax 4.2–4.5 →
+                            // 3.8 ms). float32 softmax gathers straight into the output row
+                            // and works there in place. The others gather into a row buffer,
+                            // so that the output's lines are first written by a pass that
+                            // computes while they arrive (float32 log_softmax's sum pass
+                            // also asks for them), not by the gather's tight run of stores:
+                            // A/B, x[:, ::2] of (4096, 2000), float32 log_softmax ×1.07–1.26,
+                            // float64 softmax ×1.09–1.10; float32 softmax, whose one-pass
+                            // kernel then writes the output from its first pass, ×0.89–0.91
+                            // (x[:, ::3]). Views cannot alias; the Python layer copies a
+                            // partially overlapping input first.
+                            let buffered = E::IS_F64 || log;
+                            if buffered {
+                                xbuf.resize(x.n, E::from_f64(0.0));
+                            }
                             for r in r0..r0 + count {
                                 let op = out.row(r);
-                                copy_from_strided(x.row(r) as *const E, x.s_n, op, x.n);
+                                let row = if buffered { xbuf.as_mut_ptr() } else { op };
+                                copy_from_strided(x.row(r) as *const E, x.s_n, row, x.n);
                                 let next = next_of(&x, r);
                                 rows::softmax_row::<S, E>(
-                                    s, op, op, x.n, sc, log, &mut stash, next,
+                                    s, row, op, x.n, sc, log, &mut stash, next,
                                 );
                             }
                         } else {
