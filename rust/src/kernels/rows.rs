@@ -104,8 +104,9 @@ unsafe fn tail_chunk<E: Element>(p: *const E, len: usize, pad: f64) -> [E; VLANE
 /// softmax in its scale pass, for rows up to 64 KB); the generic passes (a temperature, or a
 /// maximum beyond the shifted range) do not. A/B on an AVX-512 machine, one thread: float32
 /// log_softmax ×1.18–1.46 and float64 softmax / logsumexp ×1.16–1.64 on rows of 1000–32000.
-/// float32 log_softmax's sum pass also asks for its own row's output this way (see
-/// `rows32::lse_sum`). Never read: only prefetched, so it may point anywhere (the results do
+/// log_softmax's sum pass also asks for its own row's output this way (see `rows32::lse_sum`,
+/// `rows64::lse_sum`), and float32 one-pass softmax for its output ahead of its stores (see
+/// `rows32::one_pass_sum`). Never read: only prefetched, so it may point anywhere (the results do
 /// not depend on it).
 #[derive(Clone, Copy)]
 pub(crate) struct NextRow {
@@ -146,7 +147,7 @@ impl NextRow {
 }
 
 /// A pass's `op`, asking for a row's lines step by step as it goes (the next row's, or the
-/// row's own output in float32 log_softmax; nested for both): each row module
+/// row's own output in log_softmax; nested for both): each row module
 /// ([`super::rows32`]'s blocks, [`super::rows64`]'s chunks, 128 bytes either way) runs it as
 /// its own pass trait.
 pub(crate) struct Fetching<'a, Op> {
