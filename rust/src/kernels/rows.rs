@@ -136,6 +136,16 @@ impl NextRow {
         }
     }
 
+    /// A log_softmax row's own contiguous output `out`, for its sum pass to ask for; none in
+    /// place (`out` is `x`), where the output is the row the pass reads.
+    pub fn own_output<E>(x: *const E, out: *mut E) -> NextRow {
+        if std::ptr::eq(x, out) {
+            NextRow::NONE
+        } else {
+            NextRow::strided(out.cast_const(), 1)
+        }
+    }
+
     /// Ask for the lines of the row's next 32 float32 or 16 float64 elements.
     #[inline(always)]
     pub fn fetch_step(&mut self) {

@@ -1266,22 +1266,7 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         return false;
     };
     if log {
-        let sum = unsafe {
-            lse_sum(
-                s,
-                x,
-                n,
-                m,
-                shift,
-                next,
-                // In place, the output is the row the pass reads: nothing to ask for.
-                if std::ptr::eq(x, out) {
-                    NextRow::NONE
-                } else {
-                    NextRow::strided(out.cast_const(), 1)
-                },
-            )
-        };
+        let sum = unsafe { lse_sum(s, x, n, m, shift, next, NextRow::own_output(x, out)) };
         // m + log S as an f64 pair first: log S may be far below ulp(m).
         let (c, c_err) = two_sum(m as f64, sum);
         let (c_hi, c_lo) = f32_pair(c, c_err);

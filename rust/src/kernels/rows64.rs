@@ -517,13 +517,7 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
         return false;
     };
     if log {
-        // In place, the output is the row the pass reads: nothing to ask for.
-        let out_lines = if std::ptr::eq(x, out) {
-            NextRow::NONE
-        } else {
-            NextRow::strided(out.cast_const(), 1)
-        };
-        let sum = unsafe { lse_sum(s, x, n, m, shift, next, out_lines) };
+        let sum = unsafe { lse_sum(s, x, n, m, shift, next, NextRow::own_output(x, out)) };
         // m + log S as a pair: log S may be far below ulp(m).
         let (c_hi, c_lo) = two_sum(m, sum.ln());
         let mut op = LogSoftmaxOp::<S> {
