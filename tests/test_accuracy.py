@@ -271,6 +271,35 @@ def test_long_rows_vs_longdouble(name, dtype, tolerance, record_property):
 
 
 @needs_ld
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [P(n, d) for n in FUNCS for d in DTYPES],
+    ids=str,
+)
+def test_max_at_every_position_vs_longdouble(name, dtype, isa, tolerance, record_property):
+    """A unique maximum at each position of a row of two float32 blocks (32 entries each; four
+    float64 chunks) and a tail: the max pass keeps one maximum per vector of a block and folds
+    them into the virtual lanes at the end, so every position must reach the row's maximum.
+    The others sit 0.5 to 4 below it, so that every output depends on ``m`` to the last bit."""
+    rng = np.random.default_rng([8, dtype.itemsize])
+    n = 71
+    x = (rng.uniform(-4.0, -0.5, size=(n, n)) + 3.0).astype(dtype)
+    x[np.arange(n), np.arange(n)] = 3.0
+    got = FUNCS[name](x, axis=-1)
+    _check(
+        record_property,
+        tolerance,
+        name,
+        dtype,
+        got,
+        LD_REF[name](x),
+        x,
+        f"max at each of {n} ({isa})",
+        lse_rows=x if name == "logsumexp" else None,
+    )
+
+
+@needs_ld
 @pytest.mark.parametrize("dtype", [P(F32), P(F64)], ids=str)
 def test_softmax_temperature_long_rows_vs_longdouble(dtype, tolerance, record_property):
     rng = np.random.default_rng([7, dtype.itemsize])
