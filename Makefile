@@ -29,8 +29,8 @@ lint: ## rustfmt, clippy (with and without the Python bindings), ruff, stub chec
 
 .PHONY: test-rs
 test-rs: ## Rust kernel tests, every SIMD path this CPU supports (no Python needed)
-	$(CARGO) test --release --no-default-features
-	$(CARGO) bench --no-default-features --no-run
+	$(CARGO) test --profile ci --no-default-features --all-targets
+	$(CARGO) test --profile ci --no-default-features --doc
 
 .PHONY: test-py
 test-py: ## Python tests (every SIMD path this CPU supports)
@@ -43,11 +43,11 @@ test: build lint test-rs test-py ## Build, lint and run every test: the CI comma
 .PHONY: test-slow
 test-slow: build ## The heavy checks: slow Python tests and the exhaustive float32 exp sweep
 	SMOOTHMAX_SLOW=1 $(PYTHON) -m pytest -q tests
-	$(CARGO) test --release --no-default-features -- --ignored --nocapture
+	$(CARGO) test --profile ci --no-default-features -- --ignored --nocapture
 
 .PHONY: test-exhaustive
 test-exhaustive: ## exp over all 2^32 float32 inputs on every SIMD path (~3 min on 2 cores)
-	$(CARGO) test --release --no-default-features exp_f32_exhaustive -- --ignored --nocapture
+	$(CARGO) test --profile ci --no-default-features exp_f32_exhaustive -- --ignored --nocapture
 
 .PHONY: test-avx512-emulated
 test-avx512-emulated: ## Rust kernel tests on an emulated AVX-512F CPU (Bochs, root for apt; ~30 min)
