@@ -190,7 +190,8 @@ fn spill32<S: Simd>(s: S, acc: &[S::F; VLANES]) -> [f32; VLANES] {
 /// to each dependency chain. Per 16-lane chunk, as the other passes keep them, the block's two
 /// chunks would put two `fmax` on each chain, whose latency then bounded the pass on AVX-512
 /// (one vector per chunk): float32 logsumexp and log_softmax ×1.02–1.10, with one build,
-/// calls interleaved.
+/// calls interleaved. The maximum is the same; only a zero maximum's sign may come out
+/// otherwise, and that changes no result (`m` enters through `K_m`, `x == m` and `m + log S`).
 struct MaxOp<S: Simd> {
     acc: [S::F; BLOCK],
     nan: S::FM,
