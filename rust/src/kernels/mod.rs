@@ -716,11 +716,17 @@ impl<E: Element> WithSimd for RowsJob<E> {
         let mut xbuf = Vec::new();
         let mut wbuf = Vec::new();
         let mut stash = Vec::new();
-        // The next of this task's rows read in place, for the passes to fetch ahead.
+        // The row of this task's rows read in place that the passes over row `r` fetch
+        // ahead: the next, or for short contiguous rows the one about 8 KB on.
         let end = self.rows.end;
         let next_of = |x: &Raw3<E>, r: usize| {
-            if r + 1 < end {
-                NextRow::strided(x.row(r + 1), x.s_n)
+            let ahead = if x.s_n == 1 {
+                rows::fetch_rows_ahead(x.n * std::mem::size_of::<E>())
+            } else {
+                1
+            };
+            if r + ahead < end {
+                NextRow::strided(x.row(r + ahead), x.s_n)
             } else {
                 NextRow::NONE
             }

@@ -92,8 +92,9 @@ unsafe fn tail_chunk<E: Element>(p: *const E, len: usize, pad: f64) -> [E; VLANE
     buf
 }
 
-/// The row after this one, whose cache lines a pass over this row asks for as it goes (two
-/// lines, 128 bytes, per step: one float32 block or float64 chunk), so that the next row's max
+/// A row after this one (the next, or for short contiguous rows the one about 8 KB on: see
+/// [`fetch_rows_ahead`]), whose cache lines a pass over this row asks for as it goes (two
+/// lines, 128 bytes, per step: one float32 block or float64 chunk), so that that row's max
 /// pass reads from the cache instead of waiting on memory.
 ///
 /// The hardware prefetchers follow a stream of loads (within a 4 KB page), and a pass that reads
@@ -167,6 +168,25 @@ pub(crate) struct Fetching<'a, Op> {
 
 /// The widest stride whose rows are fetched ahead (see [`NextRow::strided`]).
 const FETCH_STRIDE_MAX: isize = 4;
+
+/// How far ahead, in bytes, contiguous rows ask for their lines (see [`fetch_rows_ahead`]).
+const FETCH_LEAD: usize = 8192;
+
+/// The most rows ahead a contiguous row asks for (rows of 2 KB or less).
+const FETCH_ROWS_MAX: usize = 4;
+
+/// Which row on from this one a contiguous row of `row_bytes` asks for as its [`NextRow`]:
+/// the one about [`FETCH_LEAD`] bytes on, at least the next and at most [`FETCH_ROWS_MAX`]
+/// on. The passes over a short row take less time than its lines take to arrive from memory,
+/// so asked for one row ahead they come late for that row's max pass. `benches/ab_builds.py
+/// --out`, both orders, one thread: float32 logsumexp (8192, 500) ×1.20–1.30 and (4096, 1000)
+/// ×1.18–1.28, softmax ×1.03–1.24 and ×1.00–1.07, log_softmax ×1.02–1.08 on both; float64
+/// logsumexp (8192, 500) ×1.09–1.10, softmax and log_softmax ×0.95–1.03. Rows of 250 (eight
+/// rows on measured ×0.96–0.98 for softmax and log_softmax; four, ×0.99–1.01) and rows of
+/// 8 KB or more (the next row, as before) unchanged.
+pub(crate) fn fetch_rows_ahead(row_bytes: usize) -> usize {
+    (FETCH_LEAD / row_bytes.max(1)).clamp(1, FETCH_ROWS_MAX)
+}
 
 /// Spill the accumulators to the 16 virtual lanes.
 #[inline(always)]

@@ -315,6 +315,27 @@ fn results_do_not_depend_on_thread_count() {
         .unwrap();
 }
 
+/// Contiguous rows ask for the row about 8 KB on: two rows on for float32 rows of 1000, four
+/// at most, the next one for rows of 8 KB or more (and never the row itself).
+#[test]
+fn rows_ahead_cover_the_fetch_lead() {
+    use rows::fetch_rows_ahead;
+    for (row_bytes, ahead) in [
+        (4000, 2),
+        (2000, 4),
+        (400, 4),
+        (0, 4),
+        (8000, 1),
+        (1 << 20, 1),
+    ] {
+        assert_eq!(
+            fetch_rows_ahead(row_bytes),
+            ahead,
+            "rows of {row_bytes} bytes"
+        );
+    }
+}
+
 /// The next-row hint is only ever prefetched: the row passes return the same bits whether it
 /// is absent, the real next row, or an address nothing is mapped at.
 #[test]
