@@ -592,6 +592,33 @@ def test_axis0_narrow_strips_match_rows(view):
     np.testing.assert_array_equal(x, before)
 
 
+def test_axis1_narrow_strips_across_outer_and_threads(restore_threads):
+    """Along axis 1 of a (2, 1539, 2048) float32 array (narrow strips, whose softmax on AVX-512
+    leaves its writes to one pass over whole rows per run of adjacent strips): a run ends at
+    a NaN strip (column tiles) and at the next `outer` index, and 2 or 3 threads split the
+    columns mid-strip and across `outer`. Every thread count and each `outer` slice on its own
+    give the same bits; the row kernels agree within 1 ULP (they add each line's f64 sum in
+    another order, which here changes one softmax output's last bit)."""
+    rng = np.random.default_rng(14)
+    x = (rng.standard_normal((2, 1539, 2048)) * 10).astype(np.float32)
+    x[1, 9, 700] = np.nan
+    x[0, ::3, 1500] = -np.inf
+    x[1, 400, 100] = 500.0
+    moved = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    for fn in (softmax, log_softmax, logsumexp):
+        smoothmax.set_num_threads(1)
+        one = fn(x, axis=1)
+        for o in range(2):
+            np.testing.assert_array_equal(fn(x[o], axis=0), one[o], err_msg=fn.__name__)
+        for threads in (2, 3):
+            smoothmax.set_num_threads(threads)
+            np.testing.assert_array_equal(fn(x, axis=1), one, err_msg=f"{fn.__name__} {threads}")
+        by_rows = fn(moved, axis=-1)
+        if fn is not logsumexp:
+            by_rows = np.moveaxis(by_rows, -1, 1)
+        np.testing.assert_array_max_ulp(one, by_rows, maxulp=1)
+
+
 @pytest.mark.parametrize(
     ("dtype", "n"), [(np.float32, 100), (np.float32, 300), (np.float64, 100)], ids=str
 )

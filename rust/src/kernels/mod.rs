@@ -597,7 +597,7 @@ fn column_strips<E: Element>(
 
 /// Rows `r0 ..` of `x` (and `out`) as strips: element `(i, c)` is element `i` of row
 /// `r0 + c`; then the strip kernel of the element type. `false` (nothing written) sends the
-/// rows to the column tiles.
+/// rows to the column tiles. `deferred`: see [`strips32::strip`] (float32 only).
 ///
 /// # Safety
 /// Rows `r0 .. r0 + count` of `x` readable and of `out` (unless `op` is logsumexp) writable,
@@ -612,6 +612,7 @@ unsafe fn run_strip<S: Simd, E: Element>(
     count: usize,
     op: ColOp,
     lse: &mut [f64],
+    deferred: Option<&mut strips32::ColumnConstants>,
 ) -> bool {
     let xs = strips32::StripView {
         ptr: x.row(r0),
@@ -628,8 +629,70 @@ unsafe fn run_strip<S: Simd, E: Element>(
             strips64::lse_strip::<S>(s, xs.cast(), x.n, count, lse)
         } else {
             let fetch = strips32::strip_width(x.n, x.inner) == strips32::NARROW_STRIP;
-            strips32::strip::<S>(s, xs.cast(), os.cast(), x.n, count, op, lse, fetch)
+            strips32::strip::<S>(
+                s,
+                xs.cast(),
+                os.cast(),
+                x.n,
+                count,
+                op,
+                lse,
+                fetch,
+                deferred,
+            )
         }
+    }
+}
+
+/// Adjacent float32 rows of a column task whose softmax strips left their writes to
+/// [`strips32::write_rows`] (see [`strips32::defers_writes`]): rows `start .. start + count`,
+/// one `outer` index, and their columns' constants.
+struct DeferredWrites {
+    start: usize,
+    count: usize,
+    constants: strips32::ColumnConstants,
+}
+
+impl DeferredWrites {
+    fn new() -> Self {
+        DeferredWrites {
+            start: 0,
+            count: 0,
+            constants: Vec::new(),
+        }
+    }
+
+    /// Whether a strip of rows from `r0` continues these rows (adjacent, same `outer`).
+    fn continues(&self, r0: usize, inner: usize) -> bool {
+        self.count == 0 || (r0 == self.start + self.count && r0 / inner == self.start / inner)
+    }
+
+    /// Add the rows of a strip that [`DeferredWrites::continues`] them.
+    fn extend(&mut self, r0: usize, count: usize) {
+        if self.count == 0 {
+            self.start = r0;
+        }
+        self.count += count;
+    }
+
+    /// Run the write pass over the rows so far (element type f32), and start again empty.
+    ///
+    /// # Safety
+    /// The rows of `x` readable and of `out` writable; `E` is f32.
+    #[inline(always)]
+    unsafe fn flush<S: Simd, E: Element>(&mut self, s: S, x: &Raw3<E>, out: &Raw3<E>) {
+        if self.count > 0 {
+            let view = |v: &Raw3<E>| strips32::StripView {
+                ptr: v.row(self.start).cast::<f32>(),
+                stride: v.s_n,
+            };
+            // SAFETY: forwarded contract; the constants are those of these rows.
+            unsafe {
+                strips32::write_rows::<S>(s, view(x), view(out), x.n, self.count, &self.constants)
+            };
+        }
+        self.count = 0;
+        self.constants.clear();
     }
 }
 
@@ -740,7 +803,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                     if strip {
                         // SAFETY: the strip's rows are adjacent columns of x.
                         let done = unsafe {
-                            run_strip::<S, E>(s, &x, &x, r0, count, ColOp::Lse, &mut lse)
+                            run_strip::<S, E>(s, &x, &x, r0, count, ColOp::Lse, &mut lse, None)
                         };
                         if done {
                             for (b, v) in lse.iter().enumerate().take(count) {
@@ -794,12 +857,25 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 } else {
                     ColOp::Softmax
                 };
+                let narrow =
+                    !E::IS_F64 && strips32::strip_width(x.n, x.inner) == strips32::NARROW_STRIP;
+                let defer = strips32::defers_writes::<S>(op, narrow);
+                let mut deferred = DeferredWrites::new();
                 for (r0, count, strip) in column_strips::<E>(&x, Some(&out), self.rows) {
                     if strip && !sc.active {
+                        if defer && !deferred.continues(r0, x.inner) {
+                            // SAFETY: the deferred rows are this task's; E is f32 (narrow).
+                            unsafe { deferred.flush::<S, E>(s, &x, &out) };
+                        }
+                        let constants = defer.then_some(&mut deferred.constants);
                         // SAFETY: as for logsumexp; out's strip rows are adjacent too.
-                        let done =
-                            unsafe { run_strip::<S, E>(s, &x, &out, r0, count, op, &mut []) };
+                        let done = unsafe {
+                            run_strip::<S, E>(s, &x, &out, r0, count, op, &mut [], constants)
+                        };
                         if done {
+                            if defer {
+                                deferred.extend(r0, count);
+                            }
                             continue;
                         }
                     }
@@ -816,6 +892,8 @@ impl<E: Element> WithSimd for RowsJob<E> {
                         )
                     };
                 }
+                // SAFETY: as above.
+                unsafe { deferred.flush::<S, E>(s, &x, &out) };
             }
             Task::Softmax { x, out, sc, log } => {
                 for (r0, count) in tiles(self.rows, x.inner, TILE) {

@@ -13,6 +13,9 @@
 //! max entries counted apart, and each column's sum taken over `i` in order, two rows at a
 //! time, in f64. Strips with a NaN, an infinite maximum or a maximum beyond the f32-lane range
 //! are left to the column tiles (nothing is written).
+//!
+//! softmax's narrow strips on AVX-512 leave their writes to one pass over whole rows once the
+//! strips of those rows are done ([`write_rows`], see [`defers_writes`]).
 
 // Kernels index several per-column arrays with one index; iterators would hide that.
 #![allow(clippy::needless_range_loop)]
@@ -103,14 +106,42 @@ impl<E> StripView<E> {
     }
 }
 
+/// Floats of [`ColumnConstants`] per 16 columns: `low`, `k_mm`, `bias`, `hi`, `lo`.
+const GROUP_CONSTANTS: usize = 5 * VLANES;
+
+/// What softmax's write pass needs of each column, kept by the strips that leave their
+/// writes to [`write_rows`]: per 16 columns, the lane constants of the column's shift (`low`,
+/// `k_mm`, `bias`, see [`LaneShift`]) and its scale `hi + lo`, 16 floats each.
+pub(crate) type ColumnConstants = Vec<f32>;
+
+/// Whether the strips of `op` leave their writes to one pass over whole rows ([`write_rows`]):
+/// softmax's narrow strips (see [`strip_width`]) where a vector holds 16 floats (AVX-512).
+///
+/// Pass 3 of a narrow strip reads and writes runs of 1 KB a row stride apart, which take the
+/// memory system 1.3–2.2× as long to write as whole rows (`benches/probes/strip_memory.c`),
+/// and softmax's pass 2 has written them once already (its terms, to scale in place). The
+/// write pass over whole rows writes each line once, but takes each `exp` again: two builds,
+/// A/B `--axis 0 --out`, both orders, bit-identical, one thread: (1000, 4096) ×1.04–1.27,
+/// (500, 8192) ×1.06–1.30, (2000, 2048) ×1.15–1.32, (4000, 4096) ×1.01–1.02; two threads
+/// ×1.34–1.35 on (1000, 4096) and (2000, 2048). With AVX2 on the same machine (one build,
+/// calls interleaved), twice as many vector operations per `exp` made it ×0.84–0.92, so
+/// softmax keeps its pass 3 there; log_softmax, which writes `(x − hi) − lo` from `x` in
+/// either pass, keeps it everywhere (AVX-512, two builds: ×0.92–1.04).
+pub(crate) fn defers_writes<S: Simd>(op: ColOp, narrow: bool) -> bool {
+    narrow && op == ColOp::Softmax && S::LANES32 >= VLANES
+}
+
 /// Process `w` columns of `n ≥ 1` rows: softmax / log_softmax from `x` into `out` (which may
 /// be `x`), or logsumexp of each column into `lse[c]`. Returns `false`, with nothing written,
 /// when a column has a NaN, no finite maximum, or `|max| > M_LIMIT`. `fetch`: the strip is a
-/// narrow one (see [`strip_width`]), whose passes ask for their rows ahead.
+/// narrow one (see [`strip_width`]), whose passes ask for their rows ahead. `deferred`
+/// (softmax, see [`defers_writes`]): instead of writing `out`, the strip appends its columns'
+/// [`ColumnConstants`] there, for [`write_rows`].
 ///
 /// # Safety
 /// `w` is a multiple of 16 and at most [`STRIP`]; `x` is readable and (unless `op` is
-/// [`ColOp::Lse`]) `out` writable at `(i, c)` for `i < n`, `c < w`; `lse` holds `w` values.
+/// [`ColOp::Lse`] or `deferred` is given) `out` writable at `(i, c)` for `i < n`, `c < w`;
+/// `lse` holds `w` values.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn strip<S: Simd>(
@@ -122,6 +153,7 @@ pub(crate) unsafe fn strip<S: Simd>(
     op: ColOp,
     lse: &mut [f64],
     fetch: bool,
+    deferred: Option<&mut ColumnConstants>,
 ) -> bool {
     debug_assert!(w.is_multiple_of(VLANES) && w <= STRIP && n >= 1);
     let l32 = S::LANES32;
@@ -180,7 +212,9 @@ pub(crate) unsafe fn strip<S: Simd>(
     };
 
     // Pass 2: two rows at a time, 16 columns per step; the sums live in per-column arrays.
+    // softmax leaves its terms in `out` for pass 3 to scale, unless its writes are deferred.
     let softmax = op == ColOp::Softmax;
+    let store = softmax && deferred.is_none();
     let mut acc = vec![0.0f64; w];
     let mut lo = vec![0.0f32; w];
     let mut ties = vec![0.0f32; w];
@@ -196,7 +230,7 @@ pub(crate) unsafe fn strip<S: Simd>(
         if fetch {
             for r in i + AHEAD_ROWS..i + AHEAD_ROWS + rows {
                 fetch_row(x, r, n, w);
-                if softmax {
+                if store {
                     fetch_row(out, r, n, w);
                 }
             }
@@ -220,9 +254,9 @@ pub(crate) unsafe fn strip<S: Simd>(
                 // A literal row count at each call, so that the step's arrays stay in
                 // registers once inlined.
                 if rows == 2 {
-                    step(s, x, out, i, 2, c, softmax, &lanes, state);
+                    step(s, x, out, i, 2, c, (softmax, store), &lanes, state);
                 } else {
-                    step(s, x, out, i, 1, c, softmax, &lanes, state);
+                    step(s, x, out, i, 1, c, (softmax, store), &lanes, state);
                 }
             }
         }
@@ -260,6 +294,15 @@ pub(crate) unsafe fn strip<S: Simd>(
         }
     }
     if op == ColOp::Lse {
+        return true;
+    }
+    if let Some(constants) = deferred {
+        debug_assert!(softmax);
+        for c0 in (0..w).step_by(VLANES) {
+            for array in [&low, &k_mm, &bias, &pair_hi, &pair_lo] {
+                constants.extend_from_slice(&array[c0..c0 + VLANES]);
+            }
+        }
         return true;
     }
     // softmax rescales the y it left in `out`; log_softmax writes (x − hi) − lo.
@@ -414,8 +457,9 @@ struct StepState {
 }
 
 /// Pass 2 on rows `i .. i + rows` (`rows` is 1 or 2, a constant at each call site) of the 16
-/// columns at `c`: their
-/// exponentials interleaved, each column's sum taken in row order.
+/// columns at `c`: their exponentials interleaved, each column's sum taken in row order.
+/// `(softmax, store)`: softmax's terms (rather than log_softmax's exact pairs), and whether
+/// they are stored into `out`.
 ///
 /// # Safety
 /// As for [`strip`], for these rows and columns; `state` points at 16 columns of each array.
@@ -428,7 +472,7 @@ unsafe fn step<S: Simd>(
     i: usize,
     rows: usize,
     c: usize,
-    softmax: bool,
+    (softmax, store): (bool, bool),
     lanes: &LaneShift<S::F>,
     state: StepState,
 ) {
@@ -463,8 +507,10 @@ unsafe fn step<S: Simd>(
         let j = k % per;
         let y = if softmax {
             let y = s.ffma(t[k], p2[k], p2[k]);
-            // SAFETY: forwarded contract (softmax writes `out`).
-            unsafe { s.fstore(out.row(i + k / per).add(c + j * l32), y) };
+            if store {
+                // SAFETY: forwarded contract (softmax writes `out`).
+                unsafe { s.fstore(out.row(i + k / per).add(c + j * l32), y) };
+            }
             y
         } else {
             let (y, y_lo, at_max) = lse_term(s, t[k], p2[k], v[k], m[j]);
@@ -486,6 +532,90 @@ unsafe fn step<S: Simd>(
             for j in 0..per {
                 s.fstore(state.lo.add(j * l32), lo[j]);
                 s.fstore(state.ties.add(j * l32), ties[j]);
+            }
+        }
+    }
+}
+
+/// softmax's write pass that the strips of `w` adjacent columns (a multiple of 16) left to it
+/// (see [`defers_writes`]): rows `0 .. n` of `out` from those of `x` (which may be `out`), in
+/// row order, `y · (hi + lo)` from each column's `constants`, its terms `y` taken again as
+/// pass 2 took them: the values of the strips' pass 3, bit for bit.
+///
+/// # Safety
+/// `x` readable and `out` writable at `(i, c)` for `i < n`, `c < w`; `constants` holds the
+/// [`ColumnConstants`] of the `w` columns.
+#[inline(always)]
+pub(crate) unsafe fn write_rows<S: Simd>(
+    s: S,
+    x: StripView<f32>,
+    out: StripView<f32>,
+    n: usize,
+    w: usize,
+    constants: &[f32],
+) {
+    debug_assert!(w.is_multiple_of(VLANES) && constants.len() == w / VLANES * GROUP_CONSTANTS);
+    // Rows per step: each group's constants are loaded once for all of them, and their
+    // exponentials run side by side (eight vectors; four rows measured ×0.95–0.99 as fast).
+    let mut i = 0;
+    // SAFETY (all calls): rows i .. i + R < n, forwarded contract.
+    unsafe {
+        match nf::<S>() {
+            1 => {
+                while i + 8 <= n {
+                    write_row_block::<S, 8>(s, x, out, i, w, constants);
+                    i += 8;
+                }
+            }
+            2 => {
+                while i + 4 <= n {
+                    write_row_block::<S, 4>(s, x, out, i, w, constants);
+                    i += 4;
+                }
+            }
+            _ => {}
+        }
+        for r in i..n {
+            write_row_block::<S, 1>(s, x, out, r, w, constants);
+        }
+    }
+}
+
+/// [`write_rows`] on rows `i .. i + R`.
+///
+/// # Safety
+/// As for [`write_rows`], for these rows; `R · nf ≤ 2 · VLANES`.
+#[inline(always)]
+unsafe fn write_row_block<S: Simd, const R: usize>(
+    s: S,
+    x: StripView<f32>,
+    out: StripView<f32>,
+    i: usize,
+    w: usize,
+    constants: &[f32],
+) {
+    let (l32, per) = (S::LANES32, nf::<S>());
+    for c in (0..w).step_by(VLANES) {
+        let group = &constants[c / VLANES * GROUP_CONSTANTS..][..GROUP_CONSTANTS];
+        let [low, k_mm, bias, hi, lo] = [0, 1, 2, 3, 4].map(|a| group[a * VLANES..].as_ptr());
+        // SAFETY: rows i .. i + R and columns c .. c + 16 are inside the views; each constant
+        // array holds 16 floats.
+        unsafe {
+            let mut v = [s.fsplat(0.0); 2 * VLANES];
+            for r in 0..R {
+                for j in 0..per {
+                    v[r * per + j] = s.fload(x.row(i + r).add(c + j * l32));
+                }
+            }
+            let lanes = LaneShift::load(s, low, k_mm, bias);
+            let (t, p2) = pass_terms::<S, { 2 * VLANES }>(s, &v, R * per, &lanes, true);
+            for j in 0..per {
+                let (h, l) = (s.fload(hi.add(j * l32)), s.fload(lo.add(j * l32)));
+                for r in 0..R {
+                    let k = r * per + j;
+                    let y = s.ffma(t[k], p2[k], p2[k]);
+                    s.fstore(out.row(i + r).add(c + j * l32), times_pair(s, y, h, l));
+                }
             }
         }
     }
