@@ -12,8 +12,8 @@
 //! ([`math::exp32`], twice the lanes); everything else in f64 lanes. The contracts (max error per function and dtype) are stated
 //! in [`math`] and [`kernels`] and proven by the tests.
 //!
-//! [`class_stats`] holds the one-pass per-class statistics (weights, means, centred scatter)
-//! behind the closed-form logistic regression of `smoothmax.linear_model`.
+//! [`class_stats`](mod@class_stats) holds the one-pass per-class statistics (weights, means,
+//! centred scatter) behind the closed-form logistic regression of `smoothmax.linear_model`.
 //!
 //! # SIMD
 //! Kernels are written once over [`simd::Simd`] and dispatched at run time ([`simd::Isa`]:
