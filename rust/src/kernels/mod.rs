@@ -628,7 +628,7 @@ unsafe fn run_strip<S: Simd, E: Element>(
             debug_assert!(op == ColOp::Lse, "float64 strips are for logsumexp");
             strips64::lse_strip::<S>(s, xs.cast(), x.n, count, lse)
         } else {
-            let fetch = strips32::strip_width(x.n, x.inner) == strips32::NARROW_STRIP;
+            let fetch = narrow_strips(x);
             strips32::strip::<S>(
                 s,
                 xs.cast(),
@@ -642,6 +642,12 @@ unsafe fn run_strip<S: Simd, E: Element>(
             )
         }
     }
+}
+
+/// Whether the column tasks of `x` take float32's narrow strips (see
+/// [`strips32::strip_width`]), whose passes ask for their rows ahead.
+fn narrow_strips<E: Element>(x: &Raw3<E>) -> bool {
+    !E::IS_F64 && strips32::strip_width(x.n, x.inner) == strips32::NARROW_STRIP
 }
 
 /// Adjacent float32 rows of a column task whose softmax strips left their writes to
@@ -857,9 +863,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 } else {
                     ColOp::Softmax
                 };
-                let narrow =
-                    !E::IS_F64 && strips32::strip_width(x.n, x.inner) == strips32::NARROW_STRIP;
-                let defer = strips32::defers_writes::<S>(op, narrow);
+                let defer = strips32::defers_writes::<S>(op, narrow_strips(&x));
                 let mut deferred = DeferredWrites::new();
                 for (r0, count, strip) in column_strips::<E>(&x, Some(&out), self.rows) {
                     if strip && !sc.active {
