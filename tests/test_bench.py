@@ -32,25 +32,26 @@ def test_table_reports_share_of_copy_bandwidth_and_ratio():
     assert rows[2][cols["of copy"]] == "n/a" and len(rows[2]) == len(_bench.COLUMNS)
 
 
-def test_time_rounds_interleaves_functions_and_takes_every_sample():
+def test_time_rounds_interleaves_functions_and_warms_each_sample():
     calls: list[str] = []
 
     def quick() -> None:
         calls.append("quick")
 
-    def slow() -> None:  # longer than a sample on its own: its calibration call counts
+    def slow() -> None:  # longer than a sample on its own: one call per sample
         calls.append("slow")
         _busy_ns(2_000_000)
 
     times = _bench.time_rounds([quick, slow], samples=3, min_sample_ns=1_000_000)
     assert len(times) == 2 and 0 < times[0] < times[1]
     assert calls[:2] == ["quick", "slow"]  # one calibration call each
-    assert calls.count("slow") == 3  # the calibration call is its first sample
-    # Rounds alternate: a timed sample of `slow` comes between samples of `quick` (timed one
-    # after the other, every `quick` call would precede it).
-    first_timed_slow = calls.index("slow", 2)
-    last_quick = len(calls) - 1 - calls[::-1].index("quick")
-    assert calls.index("quick", 2) < first_timed_slow < last_quick
+    # Each of the 3 samples: one untimed call, then the timed one(s).
+    assert calls.count("slow") == 1 + 3 * 2
+    # Rounds alternate: each round's two `slow` calls come between runs of `quick` (timed
+    # one function after the other, every `quick` call would precede them).
+    rounds = "".join("q" if c == "quick" else "s" for c in calls[2:]).split("ss")
+    assert len(rounds) == 4 and rounds[-1] == ""
+    assert all(len(r) >= 2 and set(r) == {"q"} for r in rounds[:-1])
 
 
 def test_run_case_reports_a_failing_implementation_and_times_the_others():

@@ -525,23 +525,24 @@ def time_rounds(
     samples of one (the ratios between them stay fair).
 
     Each function gets a calibration call, then ``samples`` samples of an inner loop sized so
-    that a sample lasts at least ``min_sample_ns``; a call that long on its own is its first
-    sample.
+    that a sample lasts at least ``min_sample_ns``. Each sample starts with one untimed call:
+    the function before it in the round has evicted this one's data from the caches (a peer
+    that copies the input, such as JAX, evicts the input itself), and that refill would land on
+    whichever function follows it in the list. Every function is timed as it runs when called
+    again and again, as on its own.
     """
     clock = time.perf_counter_ns
     with _no_gc():
         inner = []
-        per_call: list[list[float]] = []
         for fn in fns:
             t0 = clock()
             fn()
             single = max(clock() - t0, 1)
             inner.append(max(1, math.ceil(min_sample_ns / single)))
-            per_call.append([float(single)] if inner[-1] == 1 else [])
+        per_call: list[list[float]] = [[] for _ in fns]
         for _ in range(max(samples, 1)):
             for fn, reps, times in zip(fns, inner, per_call, strict=True):
-                if len(times) >= max(samples, 1):
-                    continue
+                fn()
                 t0 = clock()
                 for _ in range(reps):
                     fn()
