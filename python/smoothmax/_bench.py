@@ -520,16 +520,17 @@ def time_rounds(
     fns: Sequence[Runner], *, samples: int = 5, min_sample_ns: int = _MIN_SAMPLE_NS
 ) -> list[float]:
     """Median ns per call of each of ``fns`` (already warmed up), timed in interleaved rounds:
-    each round takes one sample of every function in turn, so a burst of load from other
-    processes on a shared machine hits the same round of every function instead of all the
-    samples of one (the ratios between them stay fair).
+    each round takes one sample of every function, so a burst of load from other processes on
+    a shared machine hits the same round of every function instead of all the samples of one
+    (the ratios between them stay fair).
 
     Each function gets a calibration call, then ``samples`` samples of an inner loop sized so
-    that a sample lasts at least ``min_sample_ns``. Each sample starts with one untimed call:
-    the function before it in the round has evicted this one's data from the caches (a peer
-    that copies the input, such as JAX, evicts the input itself), and that refill would land on
-    whichever function follows it in the list. Every function is timed as it runs when called
-    again and again, as on its own.
+    that a sample lasts at least ``min_sample_ns``. Each sample starts with one untimed call,
+    and the rounds take the functions in a shuffled order (fixed seed): the function before
+    another in a round has evicted some of its data from the caches (a peer that copies the
+    input, such as JAX, the input itself), and the refill takes a few calls. In a fixed order
+    that cost would fall on the same function in every round, and a function following one that
+    reads the same input (smoothmax's ``out=`` after its plain call) would always find it warm.
     """
     clock = time.perf_counter_ns
     with _no_gc():
@@ -540,13 +541,15 @@ def time_rounds(
             single = max(clock() - t0, 1)
             inner.append(max(1, math.ceil(min_sample_ns / single)))
         per_call: list[list[float]] = [[] for _ in fns]
+        order = np.random.default_rng(_SEED)
         for _ in range(max(samples, 1)):
-            for fn, reps, times in zip(fns, inner, per_call, strict=True):
+            for k in order.permutation(len(fns)):
+                fn, reps = fns[k], inner[k]
                 fn()
                 t0 = clock()
                 for _ in range(reps):
                     fn()
-                times.append((clock() - t0) / reps)
+                per_call[k].append((clock() - t0) / reps)
     return [statistics.median(times) for times in per_call]
 
 
