@@ -1,17 +1,18 @@
 """Two builds of smoothmax side by side in one process: the A/B behind the speed-ups quoted for
 kernel changes (separate runs on a shared VM differ by more than most changes).
 
-Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [--axis 0] [--scale S]
-[--sort] [--out] [--stride K] [ROWSxN ...]``, where each ``.so`` is a built
-``smoothmax/_core.abi3.so`` (copy it out of ``python/smoothmax`` after ``pip install -e .`` at
-each commit). Each build is loaded as its own copy of the package; the two are called in
-interleaved rounds (median of 40 calls per round, median over 15 rounds) on ``N(0, 1)·scale``
-inputs (scale 10 unless ``--scale``; ``--sort`` sorts them along the axis; ``--stride K`` passes
-the view ``base[..., ::K]`` of a base K times as wide, as the benchmark's strided case does;
-``--out`` has softmax and log_softmax write into a preallocated array, as the benchmark's
-``out=`` cases do, so that no page faults of a fresh output are timed), and their outputs must
-agree bit for bit (an AssertionError says where not). Prints the old and new median times and
-their ratio per function and shape.
+Run: ``python benches/ab_builds.py OLD.so NEW.so [--dtype float64] [--axis 0] [--scale S] [--sort]
+[--out] [--stride K] [ROWSxN ...]``, where each ``.so`` is a built ``smoothmax/_core.abi3.so`` (copy
+it out of ``python/smoothmax`` after ``pip install -e .`` at each commit). Each build is loaded as
+its own copy of the package; the two are called in interleaved rounds (median of 40 calls per round,
+the first build alternating) on ``N(0, 1)·scale`` inputs (scale 10 unless ``--scale``; ``--sort``
+sorts them along the axis; ``--stride K`` passes the view ``base[..., ::K]`` of a base K times as
+wide, as the benchmark's strided case does; ``--out`` has softmax and log_softmax write into a
+preallocated array, as the benchmark's ``out=`` cases do, so that no page faults of a fresh output
+are timed), and their outputs must agree bit for bit (an AssertionError says where not). Prints the
+old and new median times and the median over rounds of their ratio per function and shape. Run
+both orders (``OLD NEW`` and ``NEW OLD``) and quote the range: order effects of several percent
+have been seen on the shared VM.
 """
 
 from __future__ import annotations
@@ -90,26 +91,28 @@ def main() -> None:
             for fn in FUNCTIONS:
                 old, new = (getattr(builds[k], fn) for k in ("old", "new"))
                 a, b = old(x, axis=args.axis), new(x, axis=args.axis)
-                # One preallocated output per build, touched once, so page faults stay out.
-                outs = {
-                    k: np.full_like(a, np.nan) if args.out and fn != "logsumexp" else None
-                    for k in ("old", "new")
-                }
+                # One preallocated output, shared (touched once, so page faults stay out, and
+                # in the same pages for both builds).
+                shared = np.full_like(a, np.nan) if args.out and fn != "logsumexp" else None
                 if args.ulps:
                     np.testing.assert_array_max_ulp(a, b, maxulp=args.ulps)
                 else:
                     np.testing.assert_array_equal(a, b, err_msg=fn)
-                rounds = {"old": [], "new": []}
-                for _ in range(args.rounds):
-                    rounds["old"].append(median_call(old, x, args.axis, outs["old"]))
-                    rounds["new"].append(median_call(new, x, args.axis, outs["new"]))
-                for k, want in (("old", a), ("new", b)):
-                    if outs[k] is not None:
-                        np.testing.assert_array_equal(outs[k], want, err_msg=f"{fn} out=")
+                rounds: dict[str, list[float]] = {"old": [], "new": []}
+                for r in range(args.rounds):
+                    # Alternate which build goes first: the first of a round finds the caches
+                    # as the other round's last calls left them.
+                    order = ("old", "new") if r % 2 == 0 else ("new", "old")
+                    for k in order:
+                        f = old if k == "old" else new
+                        rounds[k].append(median_call(f, x, args.axis, shared))
+                if shared is not None:
+                    np.testing.assert_array_equal(shared, b, err_msg=f"{fn} out=")
                 t_old, t_new = (float(np.median(rounds[k])) * 1e6 for k in ("old", "new"))
+                paired = float(np.median(np.divide(rounds["old"], rounds["new"])))
                 print(
                     f"{text:>10} {fn:12} old {t_old:8.1f} µs  new {t_new:8.1f} µs"
-                    f"  speed-up {t_old / t_new:.2f}"
+                    f"  speed-up {paired:.2f}"
                 )
 
 
