@@ -3,7 +3,8 @@
  * these figures). Not part of the library or its tests.
  *
  *   gcc -O2 -mavx512f -mavx512dq -mfma benches/probes/softmax_passes_avx512.c -o /tmp/probe
- *   /tmp/probe [N [ROWS]]      (default: one row of 32000, which stays in L2)
+ *   /tmp/probe [N [ROWS]]      (default: one row of 32000, which stays in L2; ROWS for 'row'
+ *                              and 'fused')
  *
  * The passes are those of rust/src/kernels/rows32.rs for a row written to another buffer:
  * the one-pass softmax pass (the per-block test against the shift's limit, the clamp, the
@@ -24,6 +25,8 @@
  *   max          a max pass (the two-pass kernels' first pass)
  *   row          shipped + scale per row over ROWS rows: with ROWS x N beyond L2 this is the
  *                whole softmax reading from L3 or memory
+ *   fused        row, with each row's scale pass run block by block inside the next row's
+ *                shipped pass (the last row's after the loop)
  *
  * Printed: median and best ns per element over 15 interleaved rounds, and cycles per 16
  * elements at the clock measured by a chain of dependent integer additions (one per cycle).
@@ -75,12 +78,16 @@ static inline __m512d zero_ext(__m256i half) {
   return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_cvtepu32_epi64(half), 29));
 }
 
-enum { SHIPPED, ZERO_EXT, NO_SUM, F32_SUM, ADDS_ONLY, CVT, SCALE, MAX, ROW, VARIANTS };
+enum { SHIPPED, ZERO_EXT, NO_SUM, F32_SUM, ADDS_ONLY, CVT, SCALE, MAX, ROW, FUSED, VARIANTS };
 static const char *NAMES[] = {"shipped", "zero-ext", "no-sum", "f32-sum", "adds-only",
-                              "cvt",     "scale",    "max",    "row"};
+                              "cvt",     "scale",    "max",    "row",
+                              "fused"};
 
-/* The one-pass pass over one row; returns the sum (or a stand-in, so nothing is dropped). */
-static double exp_pass(int mode, const float *x, float *out) {
+/* The one-pass pass over one row; returns the sum (or a stand-in, so nothing is dropped).
+ * With `prev`, each block also scales the same block of `prev` by 1/prev_total (FUSED). */
+static double exp_pass(int mode, const float *x, float *out, float *prev, double prev_total) {
+  const float inv = (float)(1.0 / prev_total);
+  const __m512 inv_hi = SF(inv), inv_lo = SF((float)(1.0 / prev_total - inv));
   const __m512 low = SF(-80.0f), limit = SF(1000.0f);
   const __m512 bias = _mm512_castsi512_ps(
       _mm512_add_epi32(_mm512_castps_si512(SF(MAGIC)), _mm512_set1_epi32(191 - 8)));
@@ -128,6 +135,11 @@ static double exp_pass(int mode, const float *x, float *out) {
         a0 = _mm512_add_pd(a0, unpack_lo(b1));
         a1 = _mm512_add_pd(a1, unpack_hi(b1));
     }
+    if (prev) {
+      __m512 q0 = _mm512_loadu_ps(prev + i), q1 = _mm512_loadu_ps(prev + i + 16);
+      _mm512_storeu_ps(prev + i, _mm512_fmadd_ps(q0, inv_hi, _mm512_mul_ps(q0, inv_lo)));
+      _mm512_storeu_ps(prev + i + 16, _mm512_fmadd_ps(q1, inv_hi, _mm512_mul_ps(q1, inv_lo)));
+    }
   }
   return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1)) +
          _mm512_reduce_add_ps(_mm512_add_ps(f0, f1)) + moved;
@@ -154,6 +166,17 @@ static double max_pass(const float *x) {
 
 static double run(int mode) {
   double sink = 0;
+  if (mode == FUSED) {
+    float *prev = 0;
+    double prev_total = 1.0;
+    for (int row = 0; row < ROWS; row++) {
+      float *out = OUT + (size_t)row * N;
+      prev_total = exp_pass(SHIPPED, X + (size_t)row * N, out, prev, prev_total) + 1.0;
+      prev = out;
+    }
+    scale_pass(prev, prev_total);
+    return sink + OUT[N / 2];
+  }
   for (int row = 0; row < (mode == ROW ? ROWS : 1); row++) {
     const float *x = X + (size_t)row * N;
     float *out = OUT + (size_t)row * N;
@@ -162,9 +185,9 @@ static double run(int mode) {
     } else if (mode == MAX) {
       sink += max_pass(x);
     } else if (mode == ROW) {
-      scale_pass(out, exp_pass(SHIPPED, x, out) + 1.0);
+      scale_pass(out, exp_pass(SHIPPED, x, out, 0, 1.0) + 1.0);
     } else {
-      sink += exp_pass(mode, x, out);
+      sink += exp_pass(mode, x, out, 0, 1.0);
     }
     sink += out[N / 2];
   }
@@ -232,7 +255,7 @@ int main(int argc, char **argv) {
   volatile double sink = 0;
   for (int round = 0; round < ROUNDS; round++) {
     for (int mode = 0; mode < VARIANTS; mode++) {
-      double elems = (double)N * (mode == ROW ? ROWS : 1);
+      double elems = (double)N * (mode >= ROW ? ROWS : 1);
       int reps = (int)(4e6 / elems) + 1;
       double t = now();
       for (int r = 0; r < reps; r++) sink += run(mode);

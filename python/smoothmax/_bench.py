@@ -835,10 +835,11 @@ def header(threads: Sequence[int], notes: dict[str, str], command: str) -> str:
         f"threads {', '.join(map(str, threads))}",
         f"- {versions}",
         f"- command: `{command}`",
-        "- time: median of >= 5 samples (each >= 2 ms, adaptive inner loop) after a warm-up; "
-        "on one thread the implementations of a case are sampled in interleaved rounds, so "
-        "load from other processes hits them alike; on more threads one after another, each "
-        "after a 50 ms pause (other libraries' worker threads spin on after their calls); "
+        "- time: median of >= 5 samples (each >= 2 ms, adaptive inner loop, after one untimed "
+        "call); on one thread the implementations of a case are sampled in interleaved rounds, "
+        "in a shuffled order, so load from other processes hits them alike and none always "
+        "follows the same one (whose calls evict its data); on more threads one after another, "
+        "each after a 50 ms pause (other libraries' worker threads spin on after their calls); "
         "elements/ns = input elements / time; GB/s = (input + output bytes) / time; "
         "of copy GB/s = that GB/s as a share of a NumPy copy of the input into a preallocated "
         "array (read + write) on the same number of threads, measured in the same run; "
