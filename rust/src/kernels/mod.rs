@@ -900,14 +900,35 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 unsafe { deferred.flush::<S, E>(s, &x, &out) };
             }
             Task::Softmax { x, out, sc, log } => {
+                // float32 softmax rows leave their scale pass to the next row's first pass
+                // (see rows32::softmax_row_deferring).
+                let defer = !E::IS_F64 && !sc.active && !log;
+                let mut pending = rows32::PendingScale::NONE;
                 for (r0, count) in tiles(self.rows, x.inner, TILE) {
                     unsafe {
                         if x.s_n == 1 && out.s_n == 1 {
                             for r in r0..r0 + count {
                                 let (xp, op, next) = (x.row(r), out.row(r), next_of(&x, r));
-                                rows::softmax_row::<S, E>(
-                                    s, xp, op, x.n, sc, log, &mut stash, next,
-                                );
+                                // SAFETY: E is f32 when `defer`; rows do not overlap.
+                                let done = defer
+                                    && rows32::softmax_row_deferring(
+                                        s,
+                                        xp.cast::<f32>(),
+                                        op.cast::<f32>(),
+                                        x.n,
+                                        false,
+                                        next,
+                                        &mut pending,
+                                    );
+                                if defer && !done {
+                                    rows::softmax_row_lanes::<S, E>(
+                                        s, xp, op, x.n, sc, log, &mut stash,
+                                    );
+                                } else if !defer {
+                                    rows::softmax_row::<S, E>(
+                                        s, xp, op, x.n, sc, log, &mut stash, next,
+                                    );
+                                }
                             }
                         } else if out.s_n == 1 {
                             // Gather each row, then normalise it into its contiguous output
@@ -950,6 +971,8 @@ impl<E: Element> WithSimd for RowsJob<E> {
                         }
                     }
                 }
+                // SAFETY: the pending row is this task's last one-pass row.
+                unsafe { pending.finish(s, 0, NextRow::NONE) };
             }
         }
     }

@@ -878,9 +878,27 @@ pub(crate) unsafe fn softmax_row<S: Simd, E: Element>(
                 super::rows32::softmax_row(s, x.cast::<f32>(), out.cast::<f32>(), n, log, next)
             }
         };
-    if done {
-        return;
+    if !done {
+        // SAFETY: forwarded contract.
+        unsafe { softmax_row_lanes::<S, E>(s, x, out, n, sc, log, stash) };
     }
+}
+
+/// [`softmax_row`] in f64 lanes: rows with a temperature, and those whose maximum lies beyond
+/// the float32 or float64 row kernels' range.
+///
+/// # Safety
+/// `x` readable and `out` writable for `n ≥ 1` elements.
+#[inline(always)]
+pub(crate) unsafe fn softmax_row_lanes<S: Simd, E: Element>(
+    s: S,
+    x: *const E,
+    out: *mut E,
+    n: usize,
+    sc: Scaling,
+    log: bool,
+    stash: &mut Vec<f64>,
+) {
     // SAFETY (all blocks): forwarded contract.
     let (m, nan) = unsafe { row_max::<S, E>(s, x, n) };
     if nan || !m.is_finite() {

@@ -1160,9 +1160,22 @@ const OUT_AHEAD: usize = 4096;
 /// # Safety
 /// `x` readable and `out` writable for `n ≥ BLOCK` floats; they do not overlap.
 #[inline(always)]
-unsafe fn one_pass_sum<S: Simd>(s: S, x: *const f32, out: *mut f32, n: usize) -> Option<f64> {
-    // SAFETY (all blocks): n ≥ BLOCK; forwarded contract.
-    let mut op = unsafe { OnePassOp::new(s, x, out, n) }?;
+unsafe fn one_pass_sum<S: Simd>(
+    s: S,
+    x: *const f32,
+    out: *mut f32,
+    n: usize,
+    pending: &mut PendingScale,
+    mut next: NextRow,
+) -> Option<f64> {
+    if pending.n > SCALE_FETCH_MAX {
+        next = NextRow::NONE;
+    }
+    // SAFETY: forwarded contract (the pending row is not this one's `x` or `out`).
+    let Some(mut op) = (unsafe { OnePassOp::new(s, x, out, n) }) else {
+        unsafe { pending.finish(s, 0, next) };
+        return None;
+    };
     let full = n - n % BLOCK;
     let mut i = 0;
     let mut out_lines = if n <= SCALE_FETCH_MAX {
@@ -1170,7 +1183,32 @@ unsafe fn one_pass_sum<S: Simd>(s: S, x: *const f32, out: *mut f32, n: usize) ->
     } else {
         NextRow::NONE
     };
-    while i < full {
+    let scaled = pending.n - pending.n % BLOCK;
+    let mut stopped = false;
+    if scaled > 0 {
+        let (inv_hi, inv_lo) = (s.fsplat(pending.inv_hi), s.fsplat(pending.inv_lo));
+        let prev = pending.out;
+        let end = full.min(scaled);
+        // SAFETY (all blocks): i + BLOCK ≤ n for this row and ≤ pending.n for the other.
+        while i < end {
+            out_lines.fetch_step();
+            next.fetch_step();
+            let v = unsafe { load_block::<S>(s, x.add(i)) };
+            if op.exceeds(s, &v) {
+                stopped = true;
+                break;
+            }
+            unsafe { op.sums.block(s, &v, out.add(i)) };
+            let q = unsafe { load_block::<S>(s, prev.add(i)) };
+            for (j, &y) in q.iter().enumerate().take(nb::<S>()) {
+                let p = unsafe { prev.add(i + j * S::LANES32) };
+                unsafe { s.fstore(p, times_pair(s, y, inv_hi, inv_lo)) };
+            }
+            i += BLOCK;
+        }
+    }
+    // SAFETY (all blocks): n ≥ BLOCK; forwarded contract.
+    while !stopped && i < full {
         out_lines.fetch_step();
         let v = unsafe { load_block::<S>(s, x.add(i)) };
         if op.exceeds(s, &v) {
@@ -1179,6 +1217,8 @@ unsafe fn one_pass_sum<S: Simd>(s: S, x: *const f32, out: *mut f32, n: usize) ->
         unsafe { op.sums.block(s, &v, out.add(i)) };
         i += BLOCK;
     }
+    // SAFETY: the pending row's entries from `i` on (or from `scaled`, past a shorter one).
+    unsafe { pending.finish(s, i.min(scaled), next) };
     op.done = i;
     if i < full {
         if !op.move_to_row_max(s) {
@@ -1213,22 +1253,75 @@ const SCALE_FETCH_MAX: usize = 16_384;
 /// `out` readable and writable for `n` floats.
 #[inline(always)]
 unsafe fn scale_by_inverse<S: Simd>(s: S, out: *mut f32, n: usize, total: f64, next: NextRow) {
-    let (inv_hi, inv_lo) = f32_pair(1.0 / total, 0.0);
-    let mut scale = ScaleOp::<S> {
-        inv_hi: s.fsplat(inv_hi),
-        inv_lo: s.fsplat(inv_lo),
-    };
-    let next = if n <= SCALE_FETCH_MAX {
-        next
-    } else {
-        NextRow::NONE
-    };
-    let mut fetching = Fetching {
-        op: &mut scale,
-        next,
-    };
+    let mut pending = PendingScale::of(out, n, total);
     // SAFETY: forwarded contract.
-    unsafe { for_blocks(s, out, out, n, &mut fetching) };
+    unsafe { pending.finish(s, 0, next) };
+}
+
+/// A one-pass softmax row whose scale pass (`out_i = y_i · (1/S)`, see [`scale_by_inverse`])
+/// is still to run: [`softmax_row_deferring`] runs it block by block inside the next row's
+/// exponential pass ([`one_pass_sum`]), whose arithmetic then hides the scale pass's loads and
+/// stores of the row, in L1 or L2. Each output is the same product, so the results do not
+/// change. float32 softmax `out=`, `benches/ab_builds.py --out`, four runs in each order, one
+/// thread: (64, 32000) ×0.98–1.16 (×1.11–1.16 in three of four), (4096, 1000) ×1.03–1.12,
+/// (1000, 4096) ×1.05–1.13, (256, 1000) ×1.01–1.10; single rows, which defer nothing,
+/// (1, 100000) ×1.18–1.28 (the scale pass now runs from the row loop's code). That loop keeps
+/// the fused blocks apart from the plain ones: with one loop testing per block whether a
+/// pending block is left, the same change measured ×0.88–0.98.
+pub(crate) struct PendingScale {
+    out: *mut f32,
+    /// 0 when there is nothing to scale.
+    n: usize,
+    inv_hi: f32,
+    inv_lo: f32,
+}
+
+impl PendingScale {
+    /// Nothing to scale.
+    pub const NONE: PendingScale = PendingScale {
+        out: std::ptr::null_mut(),
+        n: 0,
+        inv_hi: 0.0,
+        inv_lo: 0.0,
+    };
+
+    fn of(out: *mut f32, n: usize, total: f64) -> PendingScale {
+        let (inv_hi, inv_lo) = f32_pair(1.0 / total, 0.0);
+        PendingScale {
+            out,
+            n,
+            inv_hi,
+            inv_lo,
+        }
+    }
+
+    /// Scale the row's entries from `from` on (asking for `next` as it goes in rows of up to
+    /// [`SCALE_FETCH_MAX`]); nothing is pending after.
+    ///
+    /// # Safety
+    /// The row (`out`, `n`) must still be writable; `from` a multiple of [`BLOCK`].
+    #[inline(always)]
+    pub unsafe fn finish<S: Simd>(&mut self, s: S, from: usize, next: NextRow) {
+        if from < self.n {
+            let next = if self.n <= SCALE_FETCH_MAX {
+                next
+            } else {
+                NextRow::NONE
+            };
+            let mut scale = ScaleOp::<S> {
+                inv_hi: s.fsplat(self.inv_hi),
+                inv_lo: s.fsplat(self.inv_lo),
+            };
+            let mut fetching = Fetching {
+                op: &mut scale,
+                next,
+            };
+            let p = self.out.wrapping_add(from);
+            // SAFETY: forwarded contract.
+            unsafe { for_blocks(s, p, p, self.n - from, &mut fetching) };
+        }
+        *self = PendingScale::NONE;
+    }
 }
 
 /// softmax (or log_softmax when `log`) of a float32 row into `out` (which may equal `x`);
@@ -1256,16 +1349,43 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
     log: bool,
     next: NextRow,
 ) -> bool {
+    let mut pending = PendingScale::NONE;
+    // SAFETY (both blocks): forwarded contract.
+    let done = unsafe { softmax_row_deferring(s, x, out, n, log, next, &mut pending) };
+    unsafe { pending.finish(s, 0, next) };
+    done
+}
+
+/// [`softmax_row`] for a loop over rows: first `pending` (the previous row's scale pass, run
+/// inside this row's exponential pass where this row takes the one-pass kernel, before it
+/// otherwise), then this row, whose scale pass it leaves in `pending` when it took the
+/// one-pass kernel. The caller runs the last row's with [`PendingScale::finish`].
+///
+/// # Safety
+/// As [`softmax_row`]; the pending row must not overlap this row's `x` or `out`.
+#[inline(always)]
+pub(crate) unsafe fn softmax_row_deferring<S: Simd>(
+    s: S,
+    x: *const f32,
+    out: *mut f32,
+    n: usize,
+    log: bool,
+    next: NextRow,
+    pending: &mut PendingScale,
+) -> bool {
     if n == 0 {
         return true;
     }
     if !log && n >= ONE_PASS_MIN && !std::ptr::eq(x, out) {
-        // SAFETY (both blocks): forwarded contract; `out` is not `x`, and the caller's
-        // buffers do not overlap otherwise.
-        if let Some(total) = unsafe { one_pass_sum(s, x, out, n) } {
-            unsafe { scale_by_inverse(s, out, n, total, next) };
+        // SAFETY: forwarded contract; `out` is not `x`, and the caller's buffers do not
+        // overlap otherwise. one_pass_sum finishes `pending` whatever it returns.
+        if let Some(total) = unsafe { one_pass_sum(s, x, out, n, pending, next) } {
+            *pending = PendingScale::of(out, n, total);
             return true;
         }
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { pending.finish(s, 0, NextRow::NONE) };
     }
     // SAFETY (all blocks): forwarded contract.
     let (m, nan) = unsafe { row_max(s, x, n) };
