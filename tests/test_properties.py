@@ -620,12 +620,15 @@ def test_axis1_narrow_strips_across_outer_and_threads(restore_threads):
 
 
 @pytest.mark.parametrize("n", [256, 257, 1000, 4127])
-def test_float32_softmax_rows_of_every_kind_in_a_batch(n, restore_threads):
+@pytest.mark.parametrize("fn", [softmax, log_softmax], ids=lambda f: f.__name__)
+def test_float32_rows_of_every_kind_in_a_batch(fn, n, restore_threads):
     """float32 softmax rows of at least 256 entries, written to another buffer, take the
-    one-pass kernel. Rows of every kind follow one another in a batch: rows that take it, rows
-    that move its shift (sorted), rows that leave it late (a NaN, +inf, a maximum beyond its
-    range) or at once (NaN or only -inf in the first entries), and in-place batches, which
-    take two passes. Every row equals the 1-D call on it, bit for bit, on 1 to 3 threads."""
+    one-pass kernel, and each softmax or log_softmax row leaves its last pass to run inside the
+    next row's exponential pass. Rows of every kind follow one another in a batch: rows that
+    take the one-pass kernel, rows that move its shift (sorted), rows that leave it late (a
+    NaN, +inf, a maximum beyond its range) or at once (NaN or only -inf in the first entries),
+    and in-place batches. Every row equals the 1-D call on it, bit for bit, on 1 to 3
+    threads."""
     rng = np.random.default_rng(15)
     kinds = {
         "plain": lambda: rng.standard_normal(n) * 10,
@@ -641,18 +644,19 @@ def test_float32_softmax_rows_of_every_kind_in_a_batch(n, restore_threads):
     # Each kind after each kind (and itself): a de Bruijn-like walk through the pairs.
     order = [names[0]] + [b for a in names for b in (a, *names)]
     x = np.stack([kinds[name]() for name in order]).astype(np.float32)
-    singles = np.stack([softmax(row) for row in x])
+    singles = np.stack([fn(row) for row in x])
     for threads in (1, 2, 3):
         smoothmax.set_num_threads(threads)
         out = np.empty_like(x)
-        softmax(x, axis=-1, out=out)
+        fn(x, axis=-1, out=out)
         np.testing.assert_array_equal(out, singles, err_msg=f"out=, {threads} threads")
-        np.testing.assert_array_equal(softmax(x, axis=-1), singles, err_msg=f"{threads}")
+        np.testing.assert_array_equal(fn(x, axis=-1), singles, err_msg=f"{threads}")
         inplace = x.copy()
-        softmax(inplace, axis=-1, out=inplace)
+        fn(inplace, axis=-1, out=inplace)
         np.testing.assert_array_equal(inplace, singles, err_msg=f"in place, {threads} threads")
     finite = np.isfinite(x).all(axis=1)
-    np.testing.assert_allclose(singles[finite].sum(axis=1, dtype=np.float64), 1.0, rtol=1e-5)
+    total = np.exp(singles[finite].astype(np.float64)) if fn is log_softmax else singles[finite]
+    np.testing.assert_allclose(total.sum(axis=1, dtype=np.float64), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -900,10 +900,10 @@ impl<E: Element> WithSimd for RowsJob<E> {
                 unsafe { deferred.flush::<S, E>(s, &x, &out) };
             }
             Task::Softmax { x, out, sc, log } => {
-                // float32 softmax rows leave their scale pass to the next row's first pass
-                // (see rows32::softmax_row_deferring).
-                let defer = !E::IS_F64 && !sc.active && !log;
-                let mut pending = rows32::PendingScale::NONE;
+                // float32 softmax and log_softmax rows leave their last pass to the next row's
+                // exponential pass (see rows32::softmax_row_deferring).
+                let defer = !E::IS_F64 && !sc.active;
+                let mut pending = rows32::PendingWrite::NONE;
                 for (r0, count) in tiles(self.rows, x.inner, TILE) {
                     unsafe {
                         if x.s_n == 1 && out.s_n == 1 {
@@ -916,7 +916,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                                         xp.cast::<f32>(),
                                         op.cast::<f32>(),
                                         x.n,
-                                        false,
+                                        log,
                                         next,
                                         &mut pending,
                                     );

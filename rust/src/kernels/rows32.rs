@@ -707,19 +707,24 @@ impl<S: Simd> BlockOp<S> for LogSoftmaxOp<S> {
 /// follows, stores into lines already in the cache instead of waiting on each line's read for
 /// ownership from L3 or memory (A/B float32 log_softmax `out=`, both orders: (64, 32000)
 /// ×1.21–1.32, (1000, 4096) ×1.19–1.33, (4096, 1000) ×1.09–1.10, (256, 128256) ×1.09–1.11,
-/// rows of 250 and single rows in L2 unchanged).
+/// rows of 250 and single rows in L2 unchanged). A pending log_softmax write pass of the
+/// previous row runs inside this pass, block by block (see [`PendingWrite`]); a pending
+/// softmax scale pass runs first.
 ///
 /// # Safety
-/// `x` readable for `n` floats; `m` finite with `|m| ≤ M_LIMIT`.
+/// `x` readable for `n` floats; `m` finite with `|m| ≤ M_LIMIT`; the pending row readable and
+/// writable, apart from `x`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the row, its shift, what to fetch, the pending row
 unsafe fn lse_sum<S: Simd>(
     s: S,
     x: *const f32,
     n: usize,
     m: f32,
     shift: Shift,
-    next: NextRow,
-    out_lines: NextRow,
+    mut next: NextRow,
+    mut out_lines: NextRow,
+    pending: &mut PendingWrite,
 ) -> f64 {
     let mut op = LseSumOp::<S> {
         m: s.fsplat(m),
@@ -728,13 +733,40 @@ unsafe fn lse_sum<S: Simd>(
         lo: [s.fsplat(0.0); VLANES],
         ties: [s.fsplat(0.0); VLANES],
     };
+    if !pending.log {
+        // SAFETY: forwarded contract.
+        unsafe { pending.finish(s, 0, NextRow::NONE) };
+    }
+    let full = n - n % BLOCK;
+    let written = pending.n - pending.n % BLOCK;
+    let mut i = 0;
+    if written > 0 {
+        let (c_hi, c_lo) = (s.fsplat(pending.hi), s.fsplat(pending.lo));
+        let (src, dst) = (pending.src, pending.out);
+        let end = full.min(written);
+        // SAFETY (all blocks): i + BLOCK ≤ n for this row and ≤ pending.n for the other.
+        while i < end {
+            out_lines.fetch_step();
+            next.fetch_step();
+            let v = unsafe { load_block::<S>(s, x.add(i)) };
+            unsafe { op.block(s, &v, std::ptr::null_mut()) };
+            let q = unsafe { load_block::<S>(s, src.add(i)) };
+            for (j, &y) in q.iter().enumerate().take(nb::<S>()) {
+                let p = unsafe { dst.add(i + j * S::LANES32) };
+                unsafe { s.fstore(p, minus_pair(s, y, c_hi, c_lo)) };
+            }
+            i += BLOCK;
+        }
+    }
+    // SAFETY: the pending row's entries from `i` on (or from `written`, past a shorter one).
+    unsafe { pending.finish(s, i.min(written), NextRow::NONE) };
     let mut own = Fetching {
         op: &mut op,
         next: out_lines,
     };
     let mut fetching = Fetching { op: &mut own, next };
     // SAFETY: forwarded contract.
-    unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut fetching) };
+    unsafe { for_blocks(s, x.add(i), std::ptr::null_mut(), n - i, &mut fetching) };
     let lo = tree(spill32(s, &op.lo), |a, b| a + b) as f64;
     let total = tree(widened_sums(s, &op.acc), |a, b| a + b) + lo;
     let count = tree(spill32(s, &op.ties), |a, b| a + b) as f64;
@@ -949,7 +981,8 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize, next: NextR
         unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut fetching) };
         log_sum_one(s, op.total(s), 0.0, shift, m)
     } else {
-        unsafe { lse_sum(s, x, n, m, shift, next, NextRow::NONE) }
+        let mut none = PendingWrite::NONE;
+        unsafe { lse_sum(s, x, n, m, shift, next, NextRow::NONE, &mut none) }
     };
     Some(m as f64 + sum)
 }
@@ -1165,11 +1198,15 @@ unsafe fn one_pass_sum<S: Simd>(
     x: *const f32,
     out: *mut f32,
     n: usize,
-    pending: &mut PendingScale,
+    pending: &mut PendingWrite,
     mut next: NextRow,
 ) -> Option<f64> {
     if pending.n > SCALE_FETCH_MAX {
         next = NextRow::NONE;
+    }
+    if pending.log {
+        // SAFETY: forwarded contract.
+        unsafe { pending.finish(s, 0, next) };
     }
     // SAFETY: forwarded contract (the pending row is not this one's `x` or `out`).
     let Some(mut op) = (unsafe { OnePassOp::new(s, x, out, n) }) else {
@@ -1186,7 +1223,7 @@ unsafe fn one_pass_sum<S: Simd>(
     let scaled = pending.n - pending.n % BLOCK;
     let mut stopped = false;
     if scaled > 0 {
-        let (inv_hi, inv_lo) = (s.fsplat(pending.inv_hi), s.fsplat(pending.inv_lo));
+        let (inv_hi, inv_lo) = (s.fsplat(pending.hi), s.fsplat(pending.lo));
         let prev = pending.out;
         let end = full.min(scaled);
         // SAFETY (all blocks): i + BLOCK ≤ n for this row and ≤ pending.n for the other.
@@ -1253,53 +1290,78 @@ const SCALE_FETCH_MAX: usize = 16_384;
 /// `out` readable and writable for `n` floats.
 #[inline(always)]
 unsafe fn scale_by_inverse<S: Simd>(s: S, out: *mut f32, n: usize, total: f64, next: NextRow) {
-    let mut pending = PendingScale::of(out, n, total);
+    let mut pending = PendingWrite::of(out, n, total);
     // SAFETY: forwarded contract.
     unsafe { pending.finish(s, 0, next) };
 }
 
-/// A one-pass softmax row whose scale pass (`out_i = y_i · (1/S)`, see [`scale_by_inverse`])
-/// is still to run: [`softmax_row_deferring`] runs it block by block inside the next row's
-/// exponential pass ([`one_pass_sum`]), whose arithmetic then hides the scale pass's loads and
-/// stores of the row, in L1 or L2. Each output is the same product, so the results do not
-/// change. float32 softmax `out=`, `benches/ab_builds.py --out`, four runs in each order, one
-/// thread: (64, 32000) ×0.98–1.16 (×1.11–1.16 in three of four), (4096, 1000) ×1.03–1.12,
-/// (1000, 4096) ×1.05–1.13, (256, 1000) ×1.01–1.10; single rows, which defer nothing,
-/// (1, 100000) ×1.18–1.28 (the scale pass now runs from the row loop's code). That loop keeps
-/// the fused blocks apart from the plain ones: with one loop testing per block whether a
-/// pending block is left, the same change measured ×0.88–0.98.
-pub(crate) struct PendingScale {
+/// A row's last pass, still to run: softmax's scale pass (`out_i = y_i · (1/S)`, see
+/// [`scale_by_inverse`]) after the one-pass kernel, or log_softmax's write pass
+/// (`out_i = (x_i − c_hi) − c_lo`, see [`LogSoftmaxOp`]). [`softmax_row_deferring`] runs it
+/// block by block inside the next row's exponential pass ([`one_pass_sum`], [`lse_sum`]),
+/// whose arithmetic then hides its loads and stores of the row, in L1 or L2. Each output is
+/// the same value, so the results do not change. `benches/ab_builds.py --out`, one thread:
+/// - softmax, four runs in each order: (64, 32000) ×0.98–1.16 (×1.11–1.16 in three of four),
+///   (4096, 1000) ×1.03–1.12, (1000, 4096) ×1.05–1.13, (256, 1000) ×1.01–1.10; single rows,
+///   which defer nothing, (1, 100000) ×1.18–1.28 (the scale pass now runs from the row loop's
+///   code). The fused blocks run in a loop of their own: with one loop testing per block
+///   whether a pending block is left, the same change measured ×0.88–0.98.
+/// - log_softmax, two runs in each order: (4096, 1000) ×1.04–1.06, (64, 32000) ×1.06,
+///   (1000, 4096) ×1.07–1.16, (256, 1000) ×1.00–1.02, (1, 100000) ×0.99–1.00; with AVX2
+///   ×1.01.
+pub(crate) struct PendingWrite {
+    /// What the pass reads: `out` itself (softmax) or the row's `x` (log_softmax).
+    src: *const f32,
     out: *mut f32,
-    /// 0 when there is nothing to scale.
+    /// 0 when there is nothing to write.
     n: usize,
-    inv_hi: f32,
-    inv_lo: f32,
+    /// `1/S` (softmax) or `m + log S` (log_softmax) as an f32 pair.
+    hi: f32,
+    lo: f32,
+    log: bool,
 }
 
-impl PendingScale {
-    /// Nothing to scale.
-    pub const NONE: PendingScale = PendingScale {
+impl PendingWrite {
+    /// Nothing to write.
+    pub const NONE: PendingWrite = PendingWrite {
+        src: std::ptr::null(),
         out: std::ptr::null_mut(),
         n: 0,
-        inv_hi: 0.0,
-        inv_lo: 0.0,
+        hi: 0.0,
+        lo: 0.0,
+        log: false,
     };
 
-    fn of(out: *mut f32, n: usize, total: f64) -> PendingScale {
-        let (inv_hi, inv_lo) = f32_pair(1.0 / total, 0.0);
-        PendingScale {
+    fn of(out: *mut f32, n: usize, total: f64) -> PendingWrite {
+        let (hi, lo) = f32_pair(1.0 / total, 0.0);
+        PendingWrite {
+            src: out.cast_const(),
             out,
             n,
-            inv_hi,
-            inv_lo,
+            hi,
+            lo,
+            log: false,
         }
     }
 
-    /// Scale the row's entries from `from` on (asking for `next` as it goes in rows of up to
+    /// log_softmax's write pass `out_i = (x_i − c_hi) − c_lo` (see [`LogSoftmaxOp`]).
+    fn log_softmax(x: *const f32, out: *mut f32, n: usize, c_hi: f32, c_lo: f32) -> PendingWrite {
+        PendingWrite {
+            src: x,
+            out,
+            n,
+            hi: c_hi,
+            lo: c_lo,
+            log: true,
+        }
+    }
+
+    /// Write the row's entries from `from` on (asking for `next` as it goes in rows of up to
     /// [`SCALE_FETCH_MAX`]); nothing is pending after.
     ///
     /// # Safety
-    /// The row (`out`, `n`) must still be writable; `from` a multiple of [`BLOCK`].
+    /// The row (`src`, `out`, `n`) must still be readable and writable; `from` a multiple of
+    /// [`BLOCK`].
     #[inline(always)]
     pub unsafe fn finish<S: Simd>(&mut self, s: S, from: usize, next: NextRow) {
         if from < self.n {
@@ -1308,19 +1370,23 @@ impl PendingScale {
             } else {
                 NextRow::NONE
             };
-            let mut scale = ScaleOp::<S> {
-                inv_hi: s.fsplat(self.inv_hi),
-                inv_lo: s.fsplat(self.inv_lo),
-            };
-            let mut fetching = Fetching {
-                op: &mut scale,
-                next,
-            };
-            let p = self.out.wrapping_add(from);
-            // SAFETY: forwarded contract.
-            unsafe { for_blocks(s, p, p, self.n - from, &mut fetching) };
+            let (src, out) = (self.src.wrapping_add(from), self.out.wrapping_add(from));
+            let (hi, lo) = (s.fsplat(self.hi), s.fsplat(self.lo));
+            // SAFETY (both blocks): forwarded contract.
+            if self.log {
+                let mut op = LogSoftmaxOp::<S> { c_hi: hi, c_lo: lo };
+                let mut fetching = Fetching { op: &mut op, next };
+                unsafe { for_blocks(s, src, out, self.n - from, &mut fetching) };
+            } else {
+                let mut op = ScaleOp::<S> {
+                    inv_hi: hi,
+                    inv_lo: lo,
+                };
+                let mut fetching = Fetching { op: &mut op, next };
+                unsafe { for_blocks(s, src, out, self.n - from, &mut fetching) };
+            }
         }
-        *self = PendingScale::NONE;
+        *self = PendingWrite::NONE;
     }
 }
 
@@ -1349,17 +1415,19 @@ pub(crate) unsafe fn softmax_row<S: Simd>(
     log: bool,
     next: NextRow,
 ) -> bool {
-    let mut pending = PendingScale::NONE;
+    let mut pending = PendingWrite::NONE;
     // SAFETY (both blocks): forwarded contract.
     let done = unsafe { softmax_row_deferring(s, x, out, n, log, next, &mut pending) };
+    let next = if log { NextRow::NONE } else { next };
     unsafe { pending.finish(s, 0, next) };
     done
 }
 
-/// [`softmax_row`] for a loop over rows: first `pending` (the previous row's scale pass, run
-/// inside this row's exponential pass where this row takes the one-pass kernel, before it
-/// otherwise), then this row, whose scale pass it leaves in `pending` when it took the
-/// one-pass kernel. The caller runs the last row's with [`PendingScale::finish`].
+/// [`softmax_row`] for a loop over rows: first `pending` (the previous row's last pass, run
+/// inside this row's exponential pass where this row takes the one-pass softmax kernel or
+/// log_softmax's sum pass, before it otherwise, or later where the row takes neither), then
+/// this row, whose last pass it leaves in `pending` when it took one of those. The caller runs
+/// the last row's with [`PendingWrite::finish`].
 ///
 /// # Safety
 /// As [`softmax_row`]; the pending row must not overlap this row's `x` or `out`.
@@ -1371,7 +1439,7 @@ pub(crate) unsafe fn softmax_row_deferring<S: Simd>(
     n: usize,
     log: bool,
     next: NextRow,
-    pending: &mut PendingScale,
+    pending: &mut PendingWrite,
 ) -> bool {
     if n == 0 {
         return true;
@@ -1380,10 +1448,10 @@ pub(crate) unsafe fn softmax_row_deferring<S: Simd>(
         // SAFETY: forwarded contract; `out` is not `x`, and the caller's buffers do not
         // overlap otherwise. one_pass_sum finishes `pending` whatever it returns.
         if let Some(total) = unsafe { one_pass_sum(s, x, out, n, pending, next) } {
-            *pending = PendingScale::of(out, n, total);
+            *pending = PendingWrite::of(out, n, total);
             return true;
         }
-    } else {
+    } else if !log {
         // SAFETY: forwarded contract.
         unsafe { pending.finish(s, 0, NextRow::NONE) };
     }
@@ -1397,15 +1465,12 @@ pub(crate) unsafe fn softmax_row_deferring<S: Simd>(
         return false;
     };
     if log {
-        let sum = unsafe { lse_sum(s, x, n, m, shift, next, NextRow::own_output(x, out)) };
+        let own = NextRow::own_output(x, out);
+        let sum = unsafe { lse_sum(s, x, n, m, shift, next, own, pending) };
         // m + log S as an f64 pair first: log S may be far below ulp(m).
         let (c, c_err) = two_sum(m as f64, sum);
         let (c_hi, c_lo) = f32_pair(c, c_err);
-        let mut op = LogSoftmaxOp::<S> {
-            c_hi: s.fsplat(c_hi),
-            c_lo: s.fsplat(c_lo),
-        };
-        unsafe { for_blocks(s, x, out, n, &mut op) };
+        *pending = PendingWrite::log_softmax(x, out, n, c_hi, c_lo);
     } else {
         // The rounded y wait in `out` (each element is read before it is written).
         let mut op = RoundedSumOp::<S, true>::new(s, shift);
