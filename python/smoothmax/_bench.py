@@ -541,9 +541,9 @@ def time_rounds(
             single = max(clock() - t0, 1)
             inner.append(max(1, math.ceil(min_sample_ns / single)))
         per_call: list[list[float]] = [[] for _ in fns]
-        order = np.random.default_rng(_SEED)
+        rng = np.random.default_rng(_SEED)
         for _ in range(max(samples, 1)):
-            for k in order.permutation(len(fns)):
+            for k in rng.permutation(len(fns)):
                 fn, reps = fns[k], inner[k]
                 fn()
                 t0 = clock()

@@ -909,24 +909,23 @@ impl<E: Element> WithSimd for RowsJob<E> {
                         if x.s_n == 1 && out.s_n == 1 {
                             for r in r0..r0 + count {
                                 let (xp, op, next) = (x.row(r), out.row(r), next_of(&x, r));
-                                // SAFETY: E is f32 when `defer`; rows do not overlap.
-                                let done = defer
-                                    && rows32::softmax_row_deferring(
-                                        s,
-                                        xp.cast::<f32>(),
-                                        op.cast::<f32>(),
-                                        x.n,
-                                        log,
-                                        next,
-                                        &mut pending,
-                                    );
-                                if defer && !done {
-                                    rows::softmax_row_lanes::<S, E>(
-                                        s, xp, op, x.n, sc, log, &mut stash,
-                                    );
-                                } else if !defer {
+                                // E is f32 when `defer`, and rows do not overlap; rows
+                                // beyond the f32 kernels' M_LIMIT take the f64 lanes.
+                                if !defer {
                                     rows::softmax_row::<S, E>(
                                         s, xp, op, x.n, sc, log, &mut stash, next,
+                                    );
+                                } else if !rows32::softmax_row_deferring(
+                                    s,
+                                    xp.cast::<f32>(),
+                                    op.cast::<f32>(),
+                                    x.n,
+                                    log,
+                                    next,
+                                    &mut pending,
+                                ) {
+                                    rows::softmax_row_lanes::<S, E>(
+                                        s, xp, op, x.n, sc, log, &mut stash,
                                     );
                                 }
                             }
@@ -971,7 +970,7 @@ impl<E: Element> WithSimd for RowsJob<E> {
                         }
                     }
                 }
-                // SAFETY: the pending row is this task's last one-pass row.
+                // SAFETY: the pending row is this task's last deferred row.
                 unsafe { pending.finish(s, 0, NextRow::NONE) };
             }
         }
