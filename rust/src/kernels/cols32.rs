@@ -323,7 +323,7 @@ impl<S: Simd> ColSums<S> {
                 y
             } else {
                 let (y, y_lo, at_max) = lse_term(s, t[j], p2[j], v[j], m[a]);
-                self.ties[a] = s.fadd(self.ties[a], s.fkeep(at_max, one));
+                self.ties[a] = s.fadd_keep(at_max, self.ties[a], one);
                 self.lo[a] = s.fadd(self.lo[a], y_lo);
                 y
             };

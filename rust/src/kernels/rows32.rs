@@ -457,16 +457,24 @@ fn shifted_terms<S: Simd, const N: usize, const LO_TERM: u8>(
 }
 
 /// One term of a logsumexp sum: `(y, y_lo, at_max)` with `y + y_lo = p2·(1 + t)` exactly, both
-/// zero at the max entries (`x == m`), which are counted apart.
+/// zero at the max entries (`x == m`), which are counted apart. With AVX-512's masked FMAs the
+/// zeroing costs no operation of its own (one of the pass's ~31 per vector, and one more by
+/// counting the max entries with a masked add, [`Simd::fadd_keep`]: ×1.02–1.04 on float32
+/// log_softmax rows, A/B, one run in each order); elsewhere `p2` is zeroed once for both FMAs.
 #[inline(always)]
 pub(crate) fn lse_term<S: Simd>(s: S, t: S::F, p2: S::F, x: S::F, m: S::F) -> (S::F, S::F, S::FM) {
     let at_max = s.feq(x, m);
-    let p2 = s.fdrop(at_max, p2);
-    let y = s.ffma(t, p2, p2);
     // p2·(1 + t) − y: p2 − y is exact (Sterbenz) and the rounding error of y, a power of two
     // times the error of fl(1 + t), is a float: the FMA returns it exactly.
-    let y_lo = s.ffma(t, p2, s.fsub(p2, y));
-    (y, y_lo, at_max)
+    if S::FREE_MASKS {
+        let y = s.ffma_drop(at_max, t, p2, p2);
+        let y_lo = s.ffma_drop(at_max, t, p2, s.fsub(p2, y));
+        (y, y_lo, at_max)
+    } else {
+        let p2 = s.fdrop(at_max, p2);
+        let y = s.ffma(t, p2, p2);
+        (y, s.ffma(t, p2, s.fsub(p2, y)), at_max)
+    }
 }
 
 /// softmax pass 2: `y = 2^{K−K_m+64}(1 + t)` rounded once (into `out` when `STORE`), summed in
@@ -612,7 +620,7 @@ impl<S: Simd> BlockOp<S> for LseSumOp<S> {
         for j in 0..nb::<S>() {
             let a = j % nf::<S>();
             let (y, y_lo, at_max) = lse_term(s, t[j], p2[j], v[j], self.m);
-            self.ties[a] = s.fadd(self.ties[a], s.fkeep(at_max, one));
+            self.ties[a] = s.fadd_keep(at_max, self.ties[a], one);
             self.lo[a] = s.fadd(self.lo[a], y_lo);
             for i in 0..ratio::<S>() {
                 let a = acc_index::<S>(j, i);
@@ -709,7 +717,11 @@ impl<S: Simd> BlockOp<S> for LogSoftmaxOp<S> {
 /// ×1.21–1.32, (1000, 4096) ×1.19–1.33, (4096, 1000) ×1.09–1.10, (256, 128256) ×1.09–1.11,
 /// rows of 250 and single rows in L2 unchanged). A pending log_softmax write pass of the
 /// previous row runs inside this pass, block by block (see [`PendingWrite`]); a pending
-/// softmax scale pass runs first.
+/// softmax scale pass runs first. The row's factor `e^{K_m·LN2_HI − m}` ([`RowFactor`]) is
+/// taken before the loop: after it, the `exp` had lengthened the chain from the last block to
+/// `log S`, which the next row's writes wait on (with the masked operations of [`lse_term`],
+/// A/B float32 log_softmax `out=`, three runs over both orders: (4096, 1000) ×1.01–1.05,
+/// (64, 32000) ×1.03, (1000, 4096) ×1.00–1.03, (256, 1000) ×1.04–1.05, (1, 100000) ×1.01).
 ///
 /// # Safety
 /// `x` readable for `n` floats; `m` finite with `|m| ≤ M_LIMIT`; the pending row readable and
@@ -726,6 +738,7 @@ unsafe fn lse_sum<S: Simd>(
     mut out_lines: NextRow,
     pending: &mut PendingWrite,
 ) -> f64 {
+    let factor = RowFactor::of(s, shift, m);
     let mut op = LseSumOp::<S> {
         m: s.fsplat(m),
         lanes: LaneShift::splat(s, shift),
@@ -770,7 +783,7 @@ unsafe fn lse_sum<S: Simd>(
     let lo = tree(spill32(s, &op.lo), |a, b| a + b) as f64;
     let total = tree(widened_sums(s, &op.acc), |a, b| a + b) + lo;
     let count = tree(spill32(s, &op.ties), |a, b| a + b) as f64;
-    log_sum_one(s, total, count, shift, m)
+    factor.log_sum(s, total, count)
 }
 
 /// `log S`, `S = count + total·2⁻⁶⁴·e^{K_m·LN2_HI − m}`, of 16 lines (a tile's lanes or 16
@@ -782,7 +795,7 @@ unsafe fn lse_sum<S: Simd>(
 /// `log S` and two f64 roundings, far below the f32 result's ULP), without the factor's
 /// `exp`: float32 logsumexp ×1.16–1.19 on (1000, 10), ×0.92–1.10 on rows of 100 to 100000
 /// (median 1.03, within the noise; A/B). Rows take the same operations through
-/// [`log_sum_one`], so every layout returns the same results; in vector lanes because
+/// [`log_sum_one`] or [`RowFactor::log_sum`], so every layout returns the same results; in vector lanes because
 /// per-line libm `exp` and `log1p` calls cost 7–14% of a float32 log_softmax or logsumexp of
 /// 10-element rows.
 #[inline(always)]
@@ -888,10 +901,51 @@ fn counted_log<S: Simd>(s: S, scaled: S::V, count: S::V, d: S::V) -> S::V {
 /// max entries.
 #[inline(always)]
 fn log_sum_one<S: Simd>(s: S, total: f64, count: f64, shift: Shift, m: f32) -> f64 {
-    // Every lane the row's, so that its vector takes one branch of `log_sums_of`. As in
-    // `log_sums`: the same fused multiply-add.
-    let d = (shift.k_m as f64).mul_add(LN2_HI as f64, -(m as f64));
+    // Every lane the row's, so that its vector takes one branch of `log_sums_of`.
+    let d = row_d(shift, m);
     log_sums_of(s, &[total; VLANES], &[count; VLANES], &[d; VLANES], 1)[0]
+}
+
+/// `d = K_m·LN2_HI − m` of a row, by the fused multiply-add of [`log_sums`].
+#[inline(always)]
+fn row_d(shift: Shift, m: f32) -> f64 {
+    (shift.k_m as f64).mul_add(LN2_HI as f64, -(m as f64))
+}
+
+/// A row's `d` and the factor `e^d` of [`counted_log`], in every lane: [`lse_sum`] takes them
+/// before its loop, so that the `exp`, which depends on the max alone, runs beside the sum
+/// instead of lengthening the chain of dependent operations after it.
+#[derive(Clone, Copy)]
+struct RowFactor<V> {
+    d: V,
+    exp_d: V,
+}
+
+impl<V: Copy> RowFactor<V> {
+    #[inline(always)]
+    fn of<S: Simd<V = V>>(s: S, shift: Shift, m: f32) -> Self {
+        let d = s.splat(row_d(shift, m));
+        RowFactor {
+            d,
+            exp_d: exp_v(s, d, Degree::Full),
+        }
+    }
+
+    /// [`log_sum_one`] from the factor: the same operations on the same values.
+    #[inline(always)]
+    fn log_sum<S: Simd<V = V>>(self, s: S, total: f64, count: f64) -> f64 {
+        let scaled = s.mul(s.splat(total), s.splat(1.0 / SCALE));
+        let log = if count == 0.0 {
+            s.add(log1p_v(s, s.sub(scaled, s.splat(1.0))), self.d)
+        } else {
+            let others = s.mul(scaled, self.exp_d);
+            log1p_v(s, s.add(s.sub(s.splat(count), s.splat(1.0)), others))
+        };
+        let mut lanes = [0.0f64; VLANES];
+        // SAFETY: `lanes` holds VLANES >= LANES doubles.
+        unsafe { s.store_f64(lanes.as_mut_ptr(), log) };
+        lanes[0]
+    }
 }
 
 /// Whether a logsumexp over `n` entries with maximum `m` is certain to be at least

@@ -514,7 +514,7 @@ unsafe fn step<S: Simd>(
             y
         } else {
             let (y, y_lo, at_max) = lse_term(s, t[k], p2[k], v[k], m[j]);
-            ties[j] = s.fadd(ties[j], s.fkeep(at_max, one));
+            ties[j] = s.fadd_keep(at_max, ties[j], one);
             lo[j] = s.fadd(lo[j], y_lo);
             y
         };

@@ -767,3 +767,71 @@ fn partial_loads_fill_the_rest() {
         }
     }
 }
+
+/// The masked operations of [`Simd`] on every ISA, lane by lane against their definitions:
+/// [`Simd::ffma_drop`] gives `+0` where the mask is set and the once-rounded `a·b + c`
+/// elsewhere (a case whose double rounding would differ is included), and
+/// [`Simd::fadd_keep`] adds only where it is set.
+#[test]
+fn masked_operations_match_their_definitions_on_every_isa() {
+    struct Masked<'a>(&'a [f32; VLANES], &'a [f32; VLANES], &'a [f32; VLANES]);
+    impl crate::simd::WithSimd for Masked<'_> {
+        type Output = ([f32; VLANES], [f32; VLANES]);
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+            let (mut fma, mut add) = ([0.0f32; VLANES], [0.0f32; VLANES]);
+            for at in (0..VLANES).step_by(S::LANES32) {
+                // SAFETY: at + LANES32 <= VLANES for every array.
+                unsafe {
+                    let (a, b, c) = (
+                        s.fload(self.0.as_ptr().add(at)),
+                        s.fload(self.1.as_ptr().add(at)),
+                        s.fload(self.2.as_ptr().add(at)),
+                    );
+                    // Lanes whose `a` is negative are masked.
+                    let m = s.flt(a, s.fsplat(0.0));
+                    s.fstore(fma.as_mut_ptr().add(at), s.ffma_drop(m, a, b, c));
+                    s.fstore(add.as_mut_ptr().add(at), s.fadd_keep(m, c, b));
+                }
+            }
+            (fma, add)
+        }
+    }
+    let mut rng = rng();
+    let eps = f32::EPSILON;
+    for round in 0..50 {
+        let mut a: [f32; VLANES] = std::array::from_fn(|_| rng.random::<f32>() * 4.0 - 2.0);
+        let mut b: [f32; VLANES] = std::array::from_fn(|_| rng.random::<f32>() * 4.0 - 2.0);
+        let mut c: [f32; VLANES] = std::array::from_fn(|_| rng.random::<f32>() * 4.0 - 2.0);
+        if round == 0 {
+            // (1 + ε)(1 − ε) − 1 = −ε²: zero if the product were rounded first.
+            (a[3], b[3], c[3]) = (1.0 + eps, 1.0 - eps, -1.0);
+            a[5] = -(1.0 + eps);
+        }
+        for isa in Isa::supported() {
+            let (fma, add) = dispatch(isa, Masked(&a, &b, &c));
+            for i in 0..VLANES {
+                let masked = a[i] < 0.0;
+                let want = if masked {
+                    0.0
+                } else {
+                    a[i].mul_add(b[i], c[i])
+                };
+                assert_eq!(
+                    fma[i].to_bits(),
+                    want.to_bits(),
+                    "{isa:?} ffma_drop lane {i}"
+                );
+                let want = if masked { c[i] + b[i] } else { c[i] };
+                assert_eq!(
+                    add[i].to_bits(),
+                    want.to_bits(),
+                    "{isa:?} fadd_keep lane {i}"
+                );
+            }
+            if round == 0 {
+                assert_eq!(fma[3], -eps * eps, "{isa:?}");
+            }
+        }
+    }
+}

@@ -206,6 +206,21 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn fkeep(self, m: Self::FM, v: Self::F) -> Self::F;
     /// `if m { 0 } else { v }` per lane.
     fn fdrop(self, m: Self::FM, v: Self::F) -> Self::F;
+    /// Whether [`Simd::ffma_drop`] and [`Simd::fadd_keep`] cost one instruction (AVX-512's
+    /// masked forms); elsewhere they take an `and` besides, so callers that can drop an
+    /// operand once for several operations do that instead.
+    const FREE_MASKS: bool;
+    /// `if m { 0 } else { a·b + c }` per lane, rounded once.
+    #[inline(always)]
+    fn ffma_drop(self, m: Self::FM, a: Self::F, b: Self::F, c: Self::F) -> Self::F {
+        self.fdrop(m, self.ffma(a, b, c))
+    }
+    /// `if m { a + b } else { a }` per lane (`a + 0` where the mask is clear, which is `a` but
+    /// for `a = −0`).
+    #[inline(always)]
+    fn fadd_keep(self, m: Self::FM, a: Self::F, b: Self::F) -> Self::F {
+        self.fadd(a, self.fkeep(m, b))
+    }
     /// `2^(k + bias)` for lanes holding `t = k + MAGIC32` (see [`crate::math::exp32`]), valid
     /// while `k + bias` is in [−126, 127].
     fn fpow2_from_magic(self, t: Self::F, bias: i32) -> Self::F;

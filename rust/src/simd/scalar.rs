@@ -178,6 +178,7 @@ impl Simd for Scalar {
     fn fdrop(self, m: bool, v: f32) -> f32 {
         self.fkeep(!m, v)
     }
+    const FREE_MASKS: bool = false;
     #[inline(always)]
     fn fpow2_from_magic(self, t: f32, bias: i32) -> f32 {
         f32::from_bits(t.to_bits().wrapping_add((127 + bias) as u32) << 23)

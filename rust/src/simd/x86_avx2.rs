@@ -178,6 +178,7 @@ impl Simd for Avx2 {
     fn fdrop(self, m: __m256, v: __m256) -> __m256 {
         unsafe { _mm256_andnot_ps(m, v) }
     }
+    const FREE_MASKS: bool = false;
     #[inline(always)]
     fn fpow2_from_magic(self, t: __m256, bias: i32) -> __m256 {
         unsafe {

@@ -179,6 +179,15 @@ impl Simd for Avx512 {
     fn fdrop(self, m: __mmask16, v: __m512) -> __m512 {
         unsafe { _mm512_maskz_mov_ps(!m, v) }
     }
+    const FREE_MASKS: bool = true;
+    #[inline(always)]
+    fn ffma_drop(self, m: __mmask16, a: __m512, b: __m512, c: __m512) -> __m512 {
+        unsafe { _mm512_maskz_fmadd_ps(!m, a, b, c) }
+    }
+    #[inline(always)]
+    fn fadd_keep(self, m: __mmask16, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_mask_add_ps(a, m, a, b) }
+    }
     #[inline(always)]
     fn fpow2_from_magic(self, t: __m512, bias: i32) -> __m512 {
         unsafe {
