@@ -11,7 +11,8 @@
 use super::cols32::{finish_far_lanes, finish_special_lanes, save_special_lanes, ColOp};
 use super::rows::{shifted, spill, two_sum, ExpSum, Scaling};
 use super::rows64::{
-    accumulate, exp_terms, fast_lane, lse_term, sum_to_max, to_max, LaneShift, Shift, SOFTMAX_SEED,
+    accumulate, exp_terms_of_lines, fast_lane, lse_term, sum_to_max, to_max, LaneShift, Shift,
+    SOFTMAX_SEED,
 };
 use crate::math::exp::MAGIC;
 use crate::math::exp::{exp_parts, Degree};
@@ -373,7 +374,7 @@ impl<S: Simd> ColSums<S> {
             // SAFETY: j·LANES + LANES <= elems·16.
             v[j] = unsafe { s.load_f64(p.add(j * S::LANES)) };
         }
-        let (t, p2) = exp_terms::<S, { 2 * VLANES }>(s, &v, count, lanes);
+        let (t, p2) = exp_terms_of_lines::<S, { 2 * VLANES }>(s, &v, count, lanes, &keep_lo[..per]);
         let (zero, one) = (s.splat(0.0), s.splat(1.0));
         for j in 0..count {
             let a = j % per;

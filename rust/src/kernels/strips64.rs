@@ -14,7 +14,7 @@
 
 use super::rows::two_sum;
 use super::rows64::{
-    accumulate, exp_terms, fast_lane, lse_term, sum_to_max, to_max, LaneShift, Shift,
+    accumulate, exp_terms_of_lines, fast_lane, lse_term, sum_to_max, to_max, LaneShift, Shift,
 };
 use super::strips32::StripView;
 use crate::math::exp::MAGIC;
@@ -188,7 +188,6 @@ unsafe fn step<S: Simd>(
         // SAFETY: forwarded contract.
         v[k] = unsafe { s.load_f64(x.row(i + k / per).add(c + (k % per) * l64)) };
     }
-    let (t, p2) = exp_terms::<S, { 2 * VLANES }>(s, &v, count, lanes);
     let mut hi = [s.splat(0.0); VLANES];
     let mut lo = [s.splat(0.0); VLANES];
     let mut ties = [s.splat(0.0); VLANES];
@@ -204,6 +203,7 @@ unsafe fn step<S: Simd>(
             m[j] = s.load_f64(state.m.add(j * l64));
         }
     }
+    let (t, p2) = exp_terms_of_lines::<S, { 2 * VLANES }>(s, &v, count, lanes, &keep_lo[..per]);
     let (zero, one) = (s.splat(0.0), s.splat(1.0));
     for k in 0..count {
         let j = k % per;
