@@ -795,9 +795,9 @@ unsafe fn lse_sum<S: Simd>(
 /// `log S` and two f64 roundings, far below the f32 result's ULP), without the factor's
 /// `exp`: float32 logsumexp ×1.16–1.19 on (1000, 10), ×0.92–1.10 on rows of 100 to 100000
 /// (median 1.03, within the noise; A/B). Rows take the same operations through
-/// [`log_sum_one`] or [`RowFactor::log_sum`], so every layout returns the same results; in vector lanes because
-/// per-line libm `exp` and `log1p` calls cost 7–14% of a float32 log_softmax or logsumexp of
-/// 10-element rows.
+/// [`log_sum_one`] or [`RowFactor::log_sum`], so every layout returns the same results; in
+/// vector lanes because per-line libm `exp` and `log1p` calls cost 7–14% of a float32
+/// log_softmax or logsumexp of 10-element rows.
 #[inline(always)]
 pub(crate) fn log_sums<S: Simd>(s: S, sums: &LineSums) -> [f64; VLANES] {
     let mut total = [0.0f64; VLANES];
@@ -876,11 +876,11 @@ fn log_sums_of<S: Simd>(
             let log = if !s.any(uncounted) {
                 counted_log(s, scaled, count, d)
             } else {
-                let uncounted_log = s.add(log1p_v(s, s.sub(scaled, one)), d);
+                let plain = uncounted_log(s, scaled, d);
                 if s.any(s.or(s.ge(count, one), s.is_nan(count))) {
-                    s.select(uncounted, uncounted_log, counted_log(s, scaled, count, d))
+                    s.select(uncounted, plain, counted_log(s, scaled, count, d))
                 } else {
-                    uncounted_log
+                    plain
                 }
             };
             s.store_f64(logs.as_mut_ptr().add(at), log);
@@ -893,8 +893,20 @@ fn log_sums_of<S: Simd>(
 /// counted apart, with `S − 1` to full relative accuracy.
 #[inline(always)]
 fn counted_log<S: Simd>(s: S, scaled: S::V, count: S::V, d: S::V) -> S::V {
-    let others = s.mul(scaled, exp_v(s, d, Degree::Full));
+    counted_log_from(s, scaled, count, exp_v(s, d, Degree::Full))
+}
+
+/// [`counted_log`] from the factor `exp_d = e^d`.
+#[inline(always)]
+fn counted_log_from<S: Simd>(s: S, scaled: S::V, count: S::V, exp_d: S::V) -> S::V {
+    let others = s.mul(scaled, exp_d);
     log1p_v(s, s.add(s.sub(count, s.splat(1.0)), others))
+}
+
+/// `log1p(scaled − 1) + d`: `log S` of lines that counted no max entries apart.
+#[inline(always)]
+fn uncounted_log<S: Simd>(s: S, scaled: S::V, d: S::V) -> S::V {
+    s.add(log1p_v(s, s.sub(scaled, s.splat(1.0))), d)
 }
 
 /// [`log_sums`] of one line (a row) with its sum `total` (low parts included) and `count`
@@ -936,10 +948,9 @@ impl<V: Copy> RowFactor<V> {
     fn log_sum<S: Simd<V = V>>(self, s: S, total: f64, count: f64) -> f64 {
         let scaled = s.mul(s.splat(total), s.splat(1.0 / SCALE));
         let log = if count == 0.0 {
-            s.add(log1p_v(s, s.sub(scaled, s.splat(1.0))), self.d)
+            uncounted_log(s, scaled, self.d)
         } else {
-            let others = s.mul(scaled, self.exp_d);
-            log1p_v(s, s.add(s.sub(s.splat(count), s.splat(1.0)), others))
+            counted_log_from(s, scaled, s.splat(count), self.exp_d)
         };
         let mut lanes = [0.0f64; VLANES];
         // SAFETY: `lanes` holds VLANES >= LANES doubles.
