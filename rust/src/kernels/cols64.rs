@@ -11,8 +11,8 @@
 use super::cols32::{finish_far_lanes, finish_special_lanes, save_special_lanes, ColOp};
 use super::rows::{shifted, spill, two_sum, ExpSum, Scaling};
 use super::rows64::{
-    accumulate, exp_terms_of_lines, fast_lane, lse_term, sum_to_max, to_max, LaneShift, Shift,
-    SOFTMAX_SEED,
+    accumulate, exp_terms_of_lines, fast_lane, lse_term, shift_lo, sum_to_max, to_max, LaneShift,
+    Shift, SOFTMAX_SEED,
 };
 use crate::math::exp::MAGIC;
 use crate::math::exp::{exp_parts, Degree};
@@ -267,10 +267,15 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
     for j in 0..nv::<S>() {
         k_mm[j] = s.add(k_m_v[j], s.splat(MAGIC));
     }
+    let mut magic16 = k_m_v;
+    for j in 0..nv::<S>() {
+        magic16[j] = s.fma(k_m_v[j], s.splat(-16.0), s.splat(MAGIC + 1024.0));
+    }
     let lanes = LaneShift {
         low: lanes_of(s, &low),
         k_mm,
         k_shift,
+        magic16,
     };
 
     // Pass 2, two elements of every row at a time (their exponentials interleaved).
@@ -310,7 +315,8 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
         let mut f_hi = [s.splat(0.0); VLANES];
         let mut f_lo = [s.splat(0.0); VLANES];
         for j in 0..nv::<S>() {
-            (f_hi[j], f_lo[j]) = to_max(s, m[j], k_m_v[j]);
+            let fast = s.sub(s.splat(1.0), keep_lo[j]);
+            (f_hi[j], f_lo[j]) = to_max(s, m[j], k_m_v[j], shift_lo(s, k_m_v[j], fast));
         }
         let (f_hi, f_lo) = (spill(s, &f_hi), spill(s, &f_lo));
         let counts = spill(s, &sums.ties);

@@ -22,8 +22,8 @@
 //!   double pair (outputs near 0 included; see [`super::rows32`] for the argument). Measured
 //!   1.41 ULP for logsumexp (contract 2) and 1.87 for log_softmax (contract 4). logsumexp takes
 //!   these sums only where its result may be below 4 in magnitude; elsewhere it sums the
-//!   rounded `y` as softmax does, with a shorter polynomial ([`lse_row`], 0.22 ULP more than
-//!   the shared roundings).
+//!   rounded `y` as softmax does, their exponentials in sixteenths of `ln 2` from a table
+//!   ([`exp_terms`]; [`lse_row`], 0.15 ULP more than the shared roundings).
 //!
 //! Arguments are clamped at `(K_m − 1087)·ln 2`, where the exponent field of `2^{K−K_m+64}` is
 //! 0: entries more than ~708 below the max contribute exactly 0 (their true share is below
@@ -36,7 +36,7 @@
 use super::rows::{
     load_chunk, row_max, special_row, spill, tree, two_sum, two_sum_v, ExpSum, Fetching, NextRow,
 };
-use crate::math::exp::{exp_reduced_n, exp_shifted_n, Degree, MAGIC};
+use crate::math::exp::{exp_reduced_n, exp_shifted_n, exp_shifted_table_n, Degree, LN2_LO, MAGIC};
 use crate::simd::{Simd, VLANES};
 
 /// `2⁶⁴`: terms are scaled by it so that `2^(k+64)` is a normal double for every kept `k`.
@@ -78,18 +78,20 @@ impl Shift {
 }
 
 /// `e^{s − m}` per lane as a pair `(hi, lo)` to ~2⁻⁵⁶: the factor from sums relative to the
-/// shift `s = K_m·LN2_HI` (see [`exp_shifted_n`]) to sums relative to the max. `s − m`
-/// (|·| ≤ 0.35) is formed as a double-double (`K_m·LN2_HI` by an exact product) and its
-/// exponential kept as `1 + t_hi + t_lo`.
+/// shift `s = K_m·LN2_HI + s_lo` to sums relative to the max, where `s_lo` is 0 for the terms
+/// of [`exp_shifted_n`] and `K_m·LN2_LO` for the fast ones of [`exp_terms`] (see
+/// [`shift_lo`]). `s − m` (|·| ≤ 0.35) is formed as a double-double (`K_m·LN2_HI` by an exact
+/// product; `s_lo`, below 2⁻²⁶, rounded within 2⁻⁷⁹) and its exponential kept as
+/// `1 + t_hi + t_lo`.
 #[inline(always)]
-pub(crate) fn to_max<S: Simd>(s: S, m: S::V, k_m: S::V) -> (S::V, S::V) {
+pub(crate) fn to_max<S: Simd>(s: S, m: S::V, k_m: S::V, s_lo: S::V) -> (S::V, S::V) {
     let ln2 = s.splat(std::f64::consts::LN_2);
     let p_hi = s.mul(k_m, ln2);
     let p_lo = s.fma(k_m, ln2, s.sub(s.splat(0.0), p_hi));
     let (d, d_err) = two_sum_v(s, p_hi, s.sub(s.splat(0.0), m));
     // The low part can reach ulp(K_m·LN2_HI)/2 (2⁻²³ near |m| = 2³⁰), far beyond what the
     // reduction's first-order correction takes (its square is lost): renormalise it first.
-    let (d, d_lo) = two_sum_v(s, d, s.add(d_err, p_lo));
+    let (d, d_lo) = two_sum_v(s, d, s.add(d_err, s.add(p_lo, s_lo)));
     let (t_hi, t_lo, k_magic) = exp_reduced_n::<S, 1>(s, &[d], Some(&[d_lo]), Degree::Full, 1);
     // 1 + t_hi exactly as hi + lo (Fast2Sum, |t_hi| < 1), then 2^k (k is 0 but at ties).
     let one = s.splat(1.0);
@@ -198,6 +200,8 @@ pub(crate) struct LaneShift<V> {
     pub low: [V; VLANES],
     pub k_mm: [V; VLANES],
     pub k_shift: [V; VLANES],
+    /// `MAGIC − 16·K_m + 1024`, for the sixteenths of [`exp_shifted_table_n`].
+    pub magic16: [V; VLANES],
 }
 
 impl<V: Copy> LaneShift<V> {
@@ -208,16 +212,36 @@ impl<V: Copy> LaneShift<V> {
             low: [s.splat(shift.low); VLANES],
             k_mm: [s.splat(MAGIC + shift.k_m); VLANES],
             k_shift: [s.splat(shift.k_m - 64.0); VLANES],
+            magic16: [s.splat(magic16(shift.k_m)); VLANES],
         }
     }
 }
 
+/// The shift's part beyond `K_m·LN2_HI` in the terms of [`exp_terms`]: `K_m·LN2_LO` where
+/// `fast` (their reduction takes all of `k·ln2/16` from `x`), else 0 (the row's
+/// `K_m·LN2_LO` is left out of the reduction, see [`exp_shifted_n`]); lanes of `k_m` and
+/// `fast` (1 or 0).
+#[inline(always)]
+pub(crate) fn shift_lo<S: Simd>(s: S, k_m: S::V, fast: S::V) -> S::V {
+    s.mul(s.mul(k_m, s.splat(LN2_LO)), fast)
+}
+
+/// `MAGIC − 16·K_m + 1024` (exact; see [`exp_shifted_table_n`]).
+#[inline(always)]
+pub(crate) fn magic16(k_m: f64) -> f64 {
+    (-16.0f64).mul_add(k_m, MAGIC + 1024.0)
+}
+
 /// `(t, 2^{K − K_m + 64})` with `e^{x − s} = 2^{K − K_m}(1 + t)`, `s = K_m·LN2_HI`, for the
 /// first `count` of `N` vectors; vector `j` belongs to the lanes `j % (VLANES / LANES)` of
-/// `lanes`. `FAST` for the lines whose terms are summed rounded ([`fast_lse`]): `t` by the
-/// shorter polynomial of [`exp_shifted_n`], whose 0.75u against 0.67u the rounding of each term
-/// (1u) dwarfs. float64 logsumexp `N(0,1)·10`, A/B, both orders: (4096, 1000) ×1.04–1.07,
-/// (64, 32000) ×1.09–1.10, (1, 100000) ×1.08–1.10.
+/// `lanes`. `FAST` for the lines whose terms are summed rounded ([`fast_lse`]): `(t, p2)` with
+/// `e^{x − s} = p2·(1 + t)·2⁻⁶⁴`, `s = K_m·ln 2` (see [`shift_lo`]), from
+/// [`exp_shifted_table_n`]: `p2 = 2^{k/16 − K_m + 64}` (`k = round(16x/ln 2)`, the table's
+/// `T_j` times a power of two) and `T_j·(1 + t)` within 0.2u of `2^{j/16}·e^r`, which the
+/// rounding of each term (1u) dwarfs. About 20 vector operations per vector of terms against
+/// 26 for the degree-11 polynomial on `|r| ≤ ln2/2` they replaced: float64 logsumexp
+/// `N(0,1)·10`, A/B, both orders: (4096, 1000) ×1.17–1.18, (64, 32000) ×1.29–1.31,
+/// (1, 100000) ×1.28–1.29, (1000, 10) ×0.99–1.01.
 #[inline(always)]
 pub(crate) fn exp_terms<S: Simd, const N: usize, const FAST: bool>(
     s: S,
@@ -231,7 +255,17 @@ pub(crate) fn exp_terms<S: Simd, const N: usize, const FAST: bool>(
         // −inf (padding, masked entries) is clamped like any far-away entry.
         xc[j] = s.max(lanes.low[j % nv::<S>()], v[j]);
     }
-    let (t, k_magic) = exp_shifted_n::<S, N, FAST>(s, &xc, count, &lanes.k_mm[..nv::<S>()]);
+    if FAST {
+        let (t, k_magic) = exp_shifted_table_n::<S, N>(s, &xc, count, &lanes.magic16[..nv::<S>()]);
+        let mut p2 = k_magic;
+        for j in 0..count {
+            // MAGIC + k − 16·K_m + 1024: 2^{k/16 − K_m + 64}, exactly 0 at the clamp (k =
+            // 16·(K_m − 1087): exponent field 0, entry 0).
+            p2[j] = s.pow2_sixteenths_from_magic(k_magic[j]);
+        }
+        return (t, p2);
+    }
+    let (t, k_magic) = exp_shifted_n::<S, N>(s, &xc, count, &lanes.k_mm[..nv::<S>()]);
     let mut p2 = k_magic;
     for j in 0..count {
         // MAGIC + K − K_m + 64 is exact; its exponent field K − K_m + 64 + 1023 is 0 at the
@@ -242,9 +276,9 @@ pub(crate) fn exp_terms<S: Simd, const N: usize, const FAST: bool>(
 }
 
 /// [`exp_terms`] of tile or strip lines (vector `j` in the lanes `j % (VLANES / LANES)`), each
-/// with its row's polynomial: the short one where `keep_lo` is 0 (the lines of [`fast_lane`]
-/// that sum rounded terms), so that every layout computes a line's terms alike. Lines of both
-/// kinds in one vector take both polynomials and pick per lane.
+/// with its row's kind: the fast terms where `keep_lo` is 0 (the lines of [`fast_lane`] that
+/// sum rounded terms), so that every layout computes a line's terms alike. Lines of both
+/// kinds in one vector take both and pick `t` and `p2` per lane.
 #[inline(always)]
 pub(crate) fn exp_terms_of_lines<S: Simd, const N: usize>(
     s: S,
@@ -259,12 +293,13 @@ pub(crate) fn exp_terms_of_lines<S: Simd, const N: usize>(
     if !any_fast {
         return exp_terms::<S, N, false>(s, v, count, lanes);
     }
-    let (mut t, p2) = exp_terms::<S, N, true>(s, v, count, lanes);
+    let (mut t, mut p2) = exp_terms::<S, N, true>(s, v, count, lanes);
     if any_full {
-        let (t_full, _) = exp_terms::<S, N, false>(s, v, count, lanes);
+        let (t_full, p2_full) = exp_terms::<S, N, false>(s, v, count, lanes);
         for j in 0..count {
-            let k = keep_lo[j % keep_lo.len()];
-            t[j] = s.select(s.eq(k, zero), t[j], t_full[j]);
+            let fast = s.eq(keep_lo[j % keep_lo.len()], zero);
+            t[j] = s.select(fast, t[j], t_full[j]);
+            p2[j] = s.select(fast, p2[j], p2_full[j]);
         }
     }
     (t, p2)
@@ -332,7 +367,7 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
 impl<S: Simd, const STORE: bool> ChunkOp<S> for RoundedSumOp<S, STORE> {
     #[inline(always)]
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64) {
-        // Without the store this is the fast logsumexp pass: the short polynomial.
+        // Without the store this is the fast logsumexp pass: the fast terms.
         let (t, p2) = if STORE {
             exp_terms::<S, VLANES, false>(s, v, nv::<S>(), &self.lanes)
         } else {
@@ -445,13 +480,15 @@ unsafe fn lse_sum<S: Simd>(
     unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut fetching) };
     let others = lanes_total(spill(s, &op.hi), spill(s, &op.lo), 0.0);
     let count: f64 = spill1(s, op.ties)[..S::LANES].iter().sum();
-    sum_to_max(count, others, row_to_max(s, m, shift))
+    sum_to_max(count, others, row_to_max(s, m, shift, false))
 }
 
 /// [`to_max`] of one row, as a pair.
 #[inline(always)]
-fn row_to_max<S: Simd>(s: S, m: f64, shift: Shift) -> (f64, f64) {
-    let (f_hi, f_lo) = to_max(s, s.splat(m), s.splat(shift.k_m));
+fn row_to_max<S: Simd>(s: S, m: f64, shift: Shift, fast: bool) -> (f64, f64) {
+    let k_m = s.splat(shift.k_m);
+    let s_lo = shift_lo(s, k_m, s.splat(if fast { 1.0 } else { 0.0 }));
+    let (f_hi, f_lo) = to_max(s, s.splat(m), k_m, s_lo);
     (spill1(s, f_hi)[0], spill1(s, f_lo)[0])
 }
 
@@ -492,10 +529,10 @@ pub(crate) fn fast_lane(m: f64, n: usize, lse: bool) -> (f64, f64) {
 /// takes the generic path).
 ///
 /// Two passes after the max. Where `|lse| ≥ 4` is certain (`lse` lies in `[m, m + log n]`)
-/// the terms are summed as softmax sums them, each `y` rounded (≤ 1.75u relative with the
-/// shorter polynomial of [`exp_terms`]) and the max entries included: `log S` is then off by
-/// at most 1.75u absolute, 0.22 ULP of a result of magnitude ≥ 4, beside the roundings of
-/// `log S` and of the result that both paths share (the contract is 2 ULP). That pass drops
+/// the terms are summed as softmax sums them, each `y` rounded (≤ 1.2u relative with the fast
+/// terms of [`exp_terms`]) and the max entries included: `log S` is then off by at most 1.2u
+/// absolute, 0.15 ULP of a result of magnitude ≥ 4, beside the roundings of `log S` and of
+/// the result that both paths share (the contract is 2 ULP). That pass drops
 /// the exact split of each term, its TwoSum and the count of the max entries. Results nearer
 /// 0 take [`lse_sum`].
 ///
@@ -518,7 +555,7 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f64, n: usize, next: NextR
         let mut op = RoundedSumOp::<S, false>::new(s, shift);
         let mut fetching = Fetching { op: &mut op, next };
         unsafe { for_chunks(s, x, std::ptr::null_mut(), n, &mut fetching) };
-        let factor = row_to_max(s, m, shift);
+        let factor = row_to_max(s, m, shift, true);
         return Some(m + sum_to_max(0.0, op.total(s), factor).ln());
     }
     let sum = unsafe { lse_sum(s, x, n, m, shift, next, NextRow::NONE) };
@@ -627,9 +664,10 @@ mod tests {
         }
     }
 
-    /// Tile and strip lines take their own row's polynomial, lane by lane, whatever the other
-    /// lines of their vector take: the short one where `keep_lo` is 0, the degree-13 one where
-    /// it is 1 (every mix, all of one kind included), the same `2^{K − K_m + 64}` for both.
+    /// Tile and strip lines take their own row's terms, lane by lane, whatever the other lines
+    /// of their vector take: the sixteenths of `ln 2` where `keep_lo` is 0, the degree-13
+    /// polynomial where it is 1 (every mix, all of one kind included), `t` and the power of
+    /// two both.
     #[test]
     fn lines_take_their_own_polynomial() {
         let x: Lanes = std::array::from_fn(|i| 3.0 - 0.37 * i as f64);
@@ -648,9 +686,14 @@ mod tests {
                         want.to_bits(),
                         "{isa:?} {pattern:x} {i}"
                     );
-                    assert_eq!(lines.1[i], full.1[i], "{isa:?} {pattern:x} {i}");
+                    let want = if keep_lo[i] == 0.0 {
+                        fast.1[i]
+                    } else {
+                        full.1[i]
+                    };
+                    assert_eq!(lines.1[i], want, "{isa:?} {pattern:x} {i}");
                 }
-                // The two polynomials differ somewhere, or the test would prove nothing.
+                // The two kinds differ somewhere, or the test would prove nothing.
                 assert!((0..VLANES).any(|i| fast.0[i] != full.0[i]), "{isa:?}");
             }
         }

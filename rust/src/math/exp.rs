@@ -34,7 +34,7 @@ const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// `ln 2` rounded to double.
 const LN2_HI: f64 = std::f64::consts::LN_2;
 /// `ln 2 − LN2_HI`.
-const LN2_LO: f64 = 2.319_046_813_846_299_6e-17;
+pub const LN2_LO: f64 = 2.319_046_813_846_299_6e-17;
 /// Below this `e^x` rounds to 0 in f64 (`ln(2^-1075) = −745.13`).
 const X_LOW: f64 = -746.0;
 /// Above this `e^x` overflows f64 (`ln(f64::MAX) = 709.78`).
@@ -65,23 +65,39 @@ const HIGH_9: [f64; 6] = [
     1.0 / 362_880.0,
 ];
 
-/// `q(r)` of degree 9 for `e^r = 1 + r + r²·q(r)`, lowest degree first, fitted for the least
-/// maximum relative error of `1 + r + r²·q(r)` against `e^r` on `|r| ≤ 0.3467` (Lawson's
-/// iteration of weighted least squares in 60 digits): 2⁻⁵⁷·⁹ with these coefficients exact,
-/// 2⁻⁵⁶·⁵ rounded to doubles, in exact arithmetic over 20001 points. Degree 11 in `r` against
-/// [`HIGH_13`]'s 13, for the float64 logsumexp terms that are summed rounded (see
-/// [`exp_shifted_n`]): 3 of their ~30 vector operations go.
-const FAST_Q: [f64; 10] = [
-    0.500_000_000_000_001_1,
-    0.166_666_666_666_664_13,
-    0.041_666_666_666_529_86,
-    0.008_333_333_333_494_805,
-    0.001_388_888_894_371_969_3,
-    0.000_198_412_695_060_566_55,
-    2.480_149_299_657_629_7e-5,
-    2.755_758_664_016_362_5e-6,
-    2.763_028_786_853_822_3e-7,
-    2.500_004_107_812_810_8e-8,
+/// `q(r)` of degree 4 for `e^r = 1 + r + r²·q(r)` on `|r| ≤ 0.02167` (just above ln2/32, the
+/// reduction of [`exp_shifted_table_n`]), lowest degree first, fitted: 2⁻⁵⁶·²⁵
+/// relative with these coefficients, in exact arithmetic over 20001 points (Lawson's iteration
+/// of weighted least squares in 60 digits for the least maximum relative error of
+/// `1 + r + r²·q(r)` against `e^r`).
+const SIXTEENTHS_Q: [f64; 5] = [
+    0.499_999_999_999_996_06,
+    0.166_666_666_644_140_93,
+    0.041_666_666_693_297_126,
+    0.008_333_472_039_645_653,
+    0.001_388_859_378_426_888_2,
+];
+
+/// `(2^{j/16} − T_j)/T_j` rounded to double, `T_j` the entries of
+/// [`crate::simd::POW2_SIXTEENTHS`] (`2^{j/16}` rounded): up to 0.74 ULP each, which
+/// [`exp_shifted_table_n`] adds back to `t`.
+const POW2_SIXTEENTHS_CORRECTION: [f64; 16] = [
+    0.0,
+    8.189_317_638_195_515e-17,
+    -2.793_911_485_951_573_3e-17,
+    7.826_573_258_636_076e-17,
+    3.348_462_333_625_152_4e-17,
+    3.750_854_201_303_127e-17,
+    1.957_258_529_311_203_6e-17,
+    5.686_480_957_911_74e-17,
+    -6.835_808_657_661_922e-17,
+    -2.359_109_477_085_005_3e-17,
+    5.154_830_117_078_678_3e-17,
+    1.534_141_005_360_372_3e-17,
+    4.875_160_526_227_062e-17,
+    1.685_487_290_628_973e-17,
+    1.790_126_907_604_513e-17,
+    -5.545_065_618_639_427e-17,
 ];
 
 /// `Σ a[i]·x^i` by Estrin's scheme (at most 16 coefficients): pairs `a[2i] + a[2i+1]·x`,
@@ -257,11 +273,10 @@ pub type ShiftedLanes<V, const N: usize> = ([V; N], [V; N]);
 /// `r = (x − K·LN2_HI) − (K − K_m)·LN2_LO` rounds once (≤ 2⁻⁵⁵ relative to `e^r`), and so does
 /// `t = r + r²q(r)` (≤ 2⁻⁵⁵ absolute), beside the polynomial's 2⁻⁵⁷: `1 + t` is within 0.67u
 /// (u = 2⁻⁵³). The row's `K_m·LN2_LO` is left to the caller, whose shift is `K_m·LN2_HI`.
-/// Against [`exp_reduced_n`] this drops the split `r_hi + r_lo` and its correction. With
-/// `FAST` the polynomial is `FAST_Q` (2⁻⁵⁶·⁵ instead of 2⁻⁵⁷, and its own evaluation): `1 + t`
-/// within 0.75u. Measured over 300000 reductions on every ISA: 0.651u and 0.720u.
+/// Against [`exp_reduced_n`] this drops the split `r_hi + r_lo` and its correction. Measured
+/// over 400000 reductions on every ISA: 0.666u.
 #[inline(always)]
-pub fn exp_shifted_n<S: Simd, const N: usize, const FAST: bool>(
+pub fn exp_shifted_n<S: Simd, const N: usize>(
     s: S,
     x: &[S::V; N],
     count: usize,
@@ -282,12 +297,60 @@ pub fn exp_shifted_n<S: Simd, const N: usize, const FAST: bool>(
         r[j] = s.fma(k_rel, s.splat(-LN2_LO), r1);
     }
     for j in 0..count {
-        let q = if FAST {
-            quadratic_factor_from(s, [FAST_Q[0], FAST_Q[1]], &FAST_Q[2..], r[j])
-        } else {
-            quadratic_factor(s, &HIGH_13, r[j])
-        };
+        let q = quadratic_factor(s, &HIGH_13, r[j]);
         t[j] = s.fma(s.mul(r[j], r[j]), q, r[j]);
+    }
+    (t, k_magic)
+}
+
+/// `e^{x − K_m·ln 2} = 2^{k/16 − K_m}·(1 + t)` for the first `count` of `N` vectors, as
+/// [`exp_shifted_n`] but with `k = round(16x / ln 2)` (sixteenths of `ln 2`) and the whole of
+/// `k·ln2/16` reduced from `x`, so that `t` does not depend on the shift (whose `K_m·LN2_LO`
+/// the caller then takes into its factor to the max): `magic` holds
+/// `MAGIC − 16·K_m + 1024` per lane, and the result is `t` and `k_magic = magic + k`, from
+/// which [`Simd::pow2_sixteenths_from_magic`] gives the term's `2^{k/16 − K_m + 64}` directly
+/// (`2^e·T_j` for `k = 16e + j`, `T_j` = `2^{j/16}` rounded). `t` carries the table's
+/// correction `c_j = (2^{j/16} − T_j)/T_j`, so `T_j·(1 + t)` stands for `2^{j/16}·e^r`.
+///
+/// Valid as [`exp_shifted_n`] (finite `|x| ≤ 2³⁰`, `16K_m − 17408 ≤ k ≤ 16K_m + 8`): the
+/// per-lane magic rounds `16x/ln 2` as `MAGIC` does (same binade, an even offset);
+/// `x − k·LN2_HI/16` is exact (both are multiples of `min(ulp(x), 2⁻⁵⁷)` and the difference is
+/// below 0.0217, within 53 bits of that grain; `x` itself where `k = 0`), and `k·LN2_LO/16`
+/// (below 2⁻²⁵) joins it with one rounding (≤ 2⁻⁵⁹). `|r| ≤ ln2/32` takes a degree-6
+/// polynomial (`SIXTEENTHS_Q`, 2⁻⁵⁶·²⁵) where [`exp_shifted_n`] needs degree 13; with
+/// the roundings of `r`, `r + c_j` and `t` (≤ 2⁻⁵⁹ each) and the dropped `c_j·(e^r − 1)`
+/// (≤ 2⁻⁵⁹), `T_j·(1 + t)` is within 0.2u of `2^{j/16}·e^r` (u = 2⁻⁵³; measured in
+/// `shifted_terms_within_their_bounds`). Against the degree-11 polynomial on `|r| ≤ ln2/2` it
+/// replaced (fitted likewise, 0.75u) this trades six multiply-adds and two subtractions for
+/// two lookups, an add and an integer add.
+#[inline(always)]
+pub fn exp_shifted_table_n<S: Simd, const N: usize>(
+    s: S,
+    x: &[S::V; N],
+    count: usize,
+    magic: &[S::V],
+) -> ShiftedLanes<S::V, N> {
+    let lanes = magic.len();
+    let mut k_magic = *x;
+    let mut r = *x;
+    let mut t = *x;
+    for j in 0..count {
+        k_magic[j] = s.fma(x[j], s.splat(16.0 * LOG2_E), magic[j % lanes]);
+    }
+    for j in 0..count {
+        let k = s.sub(k_magic[j], magic[j % lanes]);
+        let r1 = s.fma(k, s.splat(-LN2_HI / 16.0), x[j]); // exact
+        r[j] = s.fma(k, s.splat(-LN2_LO / 16.0), r1);
+    }
+    for j in 0..count {
+        let correction = s.lookup16(&POW2_SIXTEENTHS_CORRECTION, k_magic[j]);
+        let q = quadratic_factor_from(
+            s,
+            [SIXTEENTHS_Q[0], SIXTEENTHS_Q[1]],
+            &SIXTEENTHS_Q[2..],
+            r[j],
+        );
+        t[j] = s.fma(s.mul(r[j], r[j]), q, s.add(r[j], correction));
     }
     (t, k_magic)
 }
@@ -471,22 +534,29 @@ mod tests {
         }
     }
 
-    /// `(1 + t)` of [`exp_shifted_n`] for `x` with the shift `K_m = 0`, per ISA.
-    struct Shifted<'a, const FAST: bool>(&'a [f64], &'a mut [(f64, f64)]);
+    /// `(t, k)` of [`exp_shifted_n`] (`TABLE` false) or [`exp_shifted_table_n`] for `x` with
+    /// the shift `K_m = 0`, per ISA: `k` is `K` or the sixteenths.
+    struct Shifted<'a, const TABLE: bool>(&'a [f64], &'a mut [(f64, f64)]);
 
-    impl<const FAST: bool> crate::simd::WithSimd for Shifted<'_, FAST> {
+    impl<const TABLE: bool> crate::simd::WithSimd for Shifted<'_, TABLE> {
         type Output = ();
         #[inline(always)]
         fn with_simd<S: Simd>(self, s: S) {
             let (mut t, mut k) = ([0.0f64; 16], [0.0f64; 16]);
+            // MAGIC − 16·K_m + 1024 for K_m = 0.
+            let magic = if TABLE { MAGIC + 1024.0 } else { MAGIC };
             for (x, out) in self.0.iter().zip(self.1.iter_mut()) {
-                let (tv, kv) = exp_shifted_n::<S, 1, FAST>(s, &[s.splat(*x)], 1, &[s.splat(MAGIC)]);
+                let (tv, kv) = if TABLE {
+                    exp_shifted_table_n::<S, 1>(s, &[s.splat(*x)], 1, &[s.splat(magic)])
+                } else {
+                    exp_shifted_n::<S, 1>(s, &[s.splat(*x)], 1, &[s.splat(magic)])
+                };
                 // SAFETY: the arrays hold 16 >= LANES doubles.
                 unsafe {
                     s.store_f64(t.as_mut_ptr(), tv[0]);
                     s.store_f64(k.as_mut_ptr(), kv[0]);
                 }
-                *out = (t[0], k[0] - MAGIC);
+                *out = (t[0], k[0] - magic);
             }
         }
     }
@@ -508,24 +578,27 @@ mod tests {
         two_sum(p, ah.mul_add(bh, -p) + (ah * bl + al * bh))
     }
 
-    /// `e^r` for `|r| < 0.36` by its Taylor series in double-double (~2⁻¹⁰⁰ relative).
+    /// `e^r` for `|r| < 0.7` by its Taylor series in double-double (~2⁻¹⁰⁰ relative; `1/k` as a
+    /// pair too).
     fn dd_exp((rh, rl): (f64, f64)) -> (f64, f64) {
         let mut term = (1.0, 0.0);
         let mut sum = (1.0, 0.0);
-        for k in 1..30 {
+        for k in 1..40 {
+            let k = k as f64;
+            let q = 1.0 / k;
             term = dd_mul(term, (rh, rl));
-            term = dd_mul(term, (1.0 / k as f64, 0.0));
-            // 1/k rounded: the series' later terms are far below what this test resolves,
-            // and the first ones (k = 1, 2, 4, 8, 16) are exact.
+            term = dd_mul(term, (q, q.mul_add(-k, 1.0) / k));
             sum = dd_add(sum, term);
         }
         sum
     }
 
     /// The float64 shifted terms within their documented bounds (module of `rows64`): `1 + t`
-    /// within 0.67u of `e^r` with the degree-13 polynomial and 0.75u with [`FAST_Q`]
-    /// (u = 2⁻⁵³), `r = x − K·ln 2` to double-double precision, over x across ±40 and many
-    /// reductions near ±ln 2 / 2, on every ISA; and `K` the same for both.
+    /// of [`exp_shifted_n`] within 0.67u of `e^r` (u = 2⁻⁵³), `r = x − K·ln 2`, and
+    /// `T_j·(1 + t)` of [`exp_shifted_table_n`] within 0.2u of `2^{j/16}·e^r`,
+    /// `r = x − k·ln2/16`, `T_j` from [`Simd::pow2_sixteenths_from_magic`]; references in
+    /// double-double, over x across ±40 and many reductions near the ends of both intervals, on
+    /// every ISA; and `k` within ½ of `16x/ln 2`.
     #[test]
     fn shifted_terms_within_their_bounds() {
         use rand::{Rng, SeedableRng};
@@ -534,31 +607,123 @@ mod tests {
         let mut xs: Vec<f64> = (0..200_000)
             .map(|_| rng.random_range(-40.0..40.0))
             .collect();
-        // Reductions at the ends of the interval, where the polynomial's error peaks.
+        // Reductions at the ends of the intervals, where the polynomials' errors peak.
         xs.extend((0..100_000).map(|i| {
             let k = (i % 50) as f64 - 25.0;
             (k + rng.random_range(0.49..0.5)) * std::f64::consts::LN_2
         }));
+        xs.extend((0..100_000).map(|i| {
+            let k = (i % 800) as f64 - 400.0;
+            (k + rng.random_range(0.49..0.5)) * std::f64::consts::LN_2 / 16.0
+        }));
         let u = f64::powi(2.0, -53);
         for isa in Isa::supported() {
             let mut full = vec![(0.0, 0.0); xs.len()];
-            let mut fast = vec![(0.0, 0.0); xs.len()];
+            let mut table = vec![(0.0, 0.0); xs.len()];
             crate::simd::dispatch(isa, Shifted::<false>(&xs, &mut full));
-            crate::simd::dispatch(isa, Shifted::<true>(&xs, &mut fast));
-            let (mut worst_full, mut worst_fast) = (0.0f64, 0.0f64);
-            for ((&x, &(t_full, k)), &(t_fast, k_fast)) in xs.iter().zip(&full).zip(&fast) {
-                assert_eq!(k, k_fast, "{isa:?} x = {x:e}");
+            crate::simd::dispatch(isa, Shifted::<true>(&xs, &mut table));
+            let entries = crate::simd::dispatch(isa, Sixteenths);
+            let (mut worst_full, mut worst_table) = (0.0f64, 0.0f64);
+            for ((&x, &(t_full, k)), &(t_table, k16)) in xs.iter().zip(&full).zip(&table) {
                 let k_ln2 = dd_mul(ln2, (k, 0.0));
-                let r = dd_add((x, 0.0), (-k_ln2.0, -k_ln2.1));
-                let e = dd_exp(r);
-                for (t, worst) in [(t_full, &mut worst_full), (t_fast, &mut worst_fast)] {
-                    let diff = dd_add(dd_add((1.0, 0.0), (t, 0.0)), (-e.0, -e.1));
-                    *worst = worst.max((diff.0 + diff.1).abs() / e.0 / u);
-                }
+                let e = dd_exp(dd_add((x, 0.0), (-k_ln2.0, -k_ln2.1)));
+                let diff = dd_add(dd_add((1.0, 0.0), (t_full, 0.0)), (-e.0, -e.1));
+                worst_full = worst_full.max((diff.0 + diff.1).abs() / e.0 / u);
+
+                assert!(
+                    (16.0 * x / ln2.0 - k16).abs() <= 0.5 + 1e-9,
+                    "{isa:?} x = {x:e}"
+                );
+                // 2^{j/16}·e^{x − k·ln2/16} = e^{x − e·ln 2}, e = ⌊k/16⌋.
+                let e16 = (k16 / 16.0).floor();
+                let j = (k16 - 16.0 * e16) as usize;
+                let e_ln2 = dd_mul(ln2, (e16, 0.0));
+                let e = dd_exp(dd_add((x, 0.0), (-e_ln2.0, -e_ln2.1)));
+                let got = dd_mul((entries[j], 0.0), dd_add((1.0, 0.0), (t_table, 0.0)));
+                let diff = dd_add(got, (-e.0, -e.1));
+                worst_table = worst_table.max((diff.0 + diff.1).abs() / e.0 / u);
             }
             assert!(worst_full <= 0.67, "{isa:?}: degree 13 {worst_full}u");
-            assert!(worst_fast <= 0.75, "{isa:?}: FAST_Q {worst_fast}u");
-            println!("{isa:?}: degree 13 {worst_full:.3}u, FAST_Q {worst_fast:.3}u");
+            assert!(worst_table <= 0.2, "{isa:?}: sixteenths {worst_table}u");
+            println!("{isa:?}: degree 13 {worst_full:.3}u, sixteenths {worst_table:.3}u");
+        }
+    }
+
+    /// `T_j` for `j = 0..16` as [`Simd::pow2_sixteenths_from_magic`] gives them.
+    struct Sixteenths;
+
+    impl crate::simd::WithSimd for Sixteenths {
+        type Output = [f64; 16];
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, s: S) -> [f64; 16] {
+            let mut lane = [0.0f64; 16];
+            std::array::from_fn(|j| {
+                let v = s.pow2_sixteenths_from_magic(s.splat(MAGIC + j as f64));
+                // SAFETY: `lane` holds 16 >= LANES doubles.
+                unsafe { s.store_f64(lane.as_mut_ptr(), v) };
+                lane[0]
+            })
+        }
+    }
+
+    /// [`Simd::pow2_sixteenths_from_magic`] and [`Simd::lookup16`] on every ISA: `T_j` is
+    /// `2^{j/16}` rounded to nearest (double-double reference), `2^e·T_j` for every
+    /// `k = 16e + j` with `−1022 ≤ e ≤ 1023` and `(T_j − 1)·2⁻¹⁰²²` at `e = −1023` (0 for
+    /// `j = 0`); the corrections `(2^{j/16} − T_j)/T_j` of [`exp_shifted_table_n`] to 2⁻¹⁰⁰.
+    #[test]
+    fn pow2_sixteenths_are_rounded_powers() {
+        struct Powers<'a>(&'a [f64], &'a mut [f64], &'a mut [f64]);
+        impl crate::simd::WithSimd for Powers<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn with_simd<S: Simd>(self, s: S) {
+                let mut lane = [0.0f64; 16];
+                for (i, &k) in self.0.iter().enumerate() {
+                    let t = s.splat(MAGIC + k);
+                    // SAFETY: `lane` holds 16 >= LANES doubles.
+                    unsafe { s.store_f64(lane.as_mut_ptr(), s.pow2_sixteenths_from_magic(t)) };
+                    self.1[i] = lane[0];
+                    let c = s.lookup16(&POW2_SIXTEENTHS_CORRECTION, t);
+                    // SAFETY: as above.
+                    unsafe { s.store_f64(lane.as_mut_ptr(), c) };
+                    self.2[i] = lane[0];
+                }
+            }
+        }
+        let ln2 = (std::f64::consts::LN_2, LN2_LO);
+        let exact: Vec<(f64, f64)> = (0..16)
+            .map(|j| dd_exp(dd_mul(ln2, (j as f64 / 16.0, 0.0))))
+            .collect();
+        let ks: Vec<f64> = (-16 * 1023..16 * 1024).map(f64::from).collect();
+        for isa in Isa::supported() {
+            let (mut pow, mut corr) = (vec![0.0; ks.len()], vec![0.0; ks.len()]);
+            crate::simd::dispatch(isa, Powers(&ks, &mut pow, &mut corr));
+            for (i, &k) in ks.iter().enumerate() {
+                let e = (k / 16.0).floor();
+                let j = (k - 16.0 * e) as usize;
+                let entry = exact[j].0;
+                let want = if e >= -1022.0 {
+                    entry * f64::powi(2.0, e as i32)
+                } else {
+                    (entry - 1.0) * f64::powi(2.0, -1022)
+                };
+                assert_eq!(pow[i], want, "{isa:?} k = {k}");
+                assert_eq!(corr[i], POW2_SIXTEENTHS_CORRECTION[j], "{isa:?} k = {k}");
+            }
+            assert_eq!(pow[0], 0.0, "{isa:?}");
+        }
+        for (j, &(hi, lo)) in exact.iter().enumerate() {
+            // hi is the double nearest 2^{j/16}: |lo| at most half an ULP of hi.
+            assert!(
+                lo.abs() <= 0.5 * f64::EPSILON * hi.max(1.0).log2().floor().exp2(),
+                "{j}"
+            );
+            let c = POW2_SIXTEENTHS_CORRECTION[j];
+            assert!(
+                (c - lo / hi).abs() <= f64::powi(2.0, -100),
+                "{j}: {c:e} vs {:e}",
+                lo / hi
+            );
         }
     }
 }

@@ -161,6 +161,17 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `2^k` for lanes holding `t = k + MAGIC` (see [`crate::math::exp::MAGIC`]) with
     /// `-1022 <= k <= 1023`: the exponent field is built from the low bits of `t`.
     fn pow2_from_magic(self, t: Self::V) -> Self::V;
+    /// `table[k mod 16]` for lanes holding `t = k + MAGIC` (`|k| < 2⁵¹`): the low four bits of
+    /// `t` index the table (one two-register permute on AVX-512, a gather on AVX2).
+    fn lookup16(self, table: &[f64; 16], t: Self::V) -> Self::V;
+    /// `2^{k/16}` as `2^e · T_j` (`k = 16e + j`, `T_j` = [`POW2_SIXTEENTHS`]`[j]` with `j`
+    /// added back) for lanes holding `t = k + MAGIC` with `−1023 ≤ e ≤ 1023`: a [`lookup16`]
+    /// and an integer add of `t`'s low bits, shifted, to the entry's bits. At `e = −1023` the
+    /// exponent field is 0 and the result is `(T_j − 1)·2⁻¹⁰²²` (exactly 0 for `j = 0`), not
+    /// `2^{k/16}`.
+    ///
+    /// [`lookup16`]: Simd::lookup16
+    fn pow2_sixteenths_from_magic(self, t: Self::V) -> Self::V;
     /// `(k, f)` with `v = 2^k · f`, `f ∈ [1, 2)` and `k` exact, for lanes holding a positive
     /// normal `v`: its exponent and significand fields (integer operations only).
     fn split_exponent(self, v: Self::V) -> (Self::V, Self::V);
@@ -322,6 +333,29 @@ pub trait Simd: Copy + Send + Sync + 'static {
         }
     }
 }
+
+/// `2^{j/16}` rounded to the nearest double (`T_j`), with `j·2⁴⁸` taken from its bits, for
+/// [`Simd::pow2_sixteenths_from_magic`]: adding `k·2⁴⁸` (`k = 16e + j`) to entry `j` puts `j`
+/// back and adds `e` to the exponent field. The test `pow2_sixteenths_are_rounded_powers`
+/// checks every entry against `2^{j/16}` in 50 digits.
+pub const POW2_SIXTEENTHS: [f64; 16] = [
+    f64::from_bits(0x3FF0_0000_0000_0000),
+    f64::from_bits(0x3FEF_B558_6CF9_890F),
+    f64::from_bits(0x3FEF_72B8_3C7D_517B),
+    f64::from_bits(0x3FEF_387A_6E75_6238),
+    f64::from_bits(0x3FEF_06FE_0A31_B715),
+    f64::from_bits(0x3FEE_DEA6_4C12_3422),
+    f64::from_bits(0x3FEE_BFDA_D536_2A27),
+    f64::from_bits(0x3FEE_AB07_DD48_5429),
+    f64::from_bits(0x3FEE_A09E_667F_3BCD),
+    f64::from_bits(0x3FEE_A114_73EB_0187),
+    f64::from_bits(0x3FEE_ACE5_422A_A0DB),
+    f64::from_bits(0x3FEE_C491_82A3_F090),
+    f64::from_bits(0x3FEE_E89F_995A_D3AD),
+    f64::from_bits(0x3FEF_199B_DD85_529C),
+    f64::from_bits(0x3FEF_5818_DCFB_A487),
+    f64::from_bits(0x3FEF_A4AF_A2A4_90DA),
+];
 
 /// The bits of `2⁵²`: or-ed with a biased exponent `e < 2¹¹`, they spell `2⁵² + e`.
 pub(crate) const TWO_52_BITS: i64 = 0x4330_0000_0000_0000;

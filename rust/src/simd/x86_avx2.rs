@@ -2,7 +2,9 @@
 
 use std::arch::x86_64::*;
 
-use super::{Simd, WithSimd, ONE_BITS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS};
+use super::{
+    Simd, WithSimd, ONE_BITS, POW2_SIXTEENTHS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS,
+};
 
 /// Four `f64` lanes. A value exists only inside [`run`], after the CPU was checked for AVX2 and
 /// FMA, which is what makes the intrinsic calls below sound.
@@ -92,6 +94,21 @@ impl Simd for Avx2 {
         unsafe {
             let bits = _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023));
             _mm256_castsi256_pd(_mm256_slli_epi64::<52>(bits))
+        }
+    }
+    #[inline(always)]
+    fn lookup16(self, table: &[f64; 16], t: __m256d) -> __m256d {
+        unsafe {
+            let index = _mm256_and_si256(_mm256_castpd_si256(t), _mm256_set1_epi64x(15));
+            _mm256_i64gather_pd::<8>(table.as_ptr(), index)
+        }
+    }
+    #[inline(always)]
+    fn pow2_sixteenths_from_magic(self, t: __m256d) -> __m256d {
+        unsafe {
+            let entry = _mm256_castpd_si256(self.lookup16(&POW2_SIXTEENTHS, t));
+            let shifted = _mm256_slli_epi64::<48>(_mm256_castpd_si256(t));
+            _mm256_castsi256_pd(_mm256_add_epi64(entry, shifted))
         }
     }
     #[inline(always)]

@@ -2,7 +2,9 @@
 
 use std::arch::x86_64::*;
 
-use super::{Simd, WithSimd, ONE_BITS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS};
+use super::{
+    Simd, WithSimd, ONE_BITS, POW2_SIXTEENTHS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS,
+};
 
 /// Eight `f64` lanes. A value exists only inside [`run`], after the CPU was checked for
 /// AVX-512F, which is what makes the intrinsic calls below sound.
@@ -93,6 +95,23 @@ impl Simd for Avx512 {
         unsafe {
             let bits = _mm512_add_epi64(_mm512_castpd_si512(t), _mm512_set1_epi64(1023));
             _mm512_castsi512_pd(_mm512_slli_epi64::<52>(bits))
+        }
+    }
+    #[inline(always)]
+    fn lookup16(self, table: &[f64; 16], t: __m512d) -> __m512d {
+        // VPERMI2PD reads bits 0-3 of each index: 0-2 pick the entry, 3 the register.
+        unsafe {
+            let low = _mm512_loadu_pd(table.as_ptr());
+            let high = _mm512_loadu_pd(table.as_ptr().add(8));
+            _mm512_permutex2var_pd(low, _mm512_castpd_si512(t), high)
+        }
+    }
+    #[inline(always)]
+    fn pow2_sixteenths_from_magic(self, t: __m512d) -> __m512d {
+        unsafe {
+            let entry = _mm512_castpd_si512(self.lookup16(&POW2_SIXTEENTHS, t));
+            let shifted = _mm512_slli_epi64::<48>(_mm512_castpd_si512(t));
+            _mm512_castsi512_pd(_mm512_add_epi64(entry, shifted))
         }
     }
     #[inline(always)]
