@@ -723,3 +723,32 @@ def test_threads_setting_roundtrip():
     """Sanity for the public thread API used by the properties above."""
     n = smoothmax.get_num_threads()
     assert isinstance(n, int) and n >= 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [64, 1000, 4099, 40000])
+def test_max_pass_tells_nan_from_infinities(dtype, n):
+    """The max pass finds NaN entries through a plain sum per lane, which +inf and -inf (or an
+    overflow and -inf) in one lane also make NaN: such rows are then searched for NaN entry by
+    entry. They match the same rows with -inf replaced by a finite far entry (equal weights),
+    and a NaN anywhere, among infinities too, still gives NaN."""
+    rng = np.random.default_rng(29)
+    base = rng.standard_normal(n) * 10
+    far = np.finfo(dtype).min / 4  # finite, and as good as -inf for every weight
+    big = np.finfo(dtype).max / 2  # two in one lane overflow
+    for at in (3, n // 2, n - 1):  # the first chunk, the body, the tail
+        for top in (np.inf, big):
+            x = base.copy()
+            x[at] = top
+            x[at - 16 if at >= 16 else at + 16] = top
+            x[at - 32 if at >= 32 else at + 32] = -np.inf  # same lane (16 virtual lanes)
+            x = x.astype(dtype)
+            finite = np.where(np.isneginf(x), far, x).astype(dtype)
+            for fn in (softmax, logsumexp):
+                np.testing.assert_array_equal(fn(x), fn(finite), err_msg=f"{fn.__name__} {at}")
+            assert not np.isnan(logsumexp(x)), at
+            with_nan = x.copy()
+            with_nan[(at + 7) % n] = np.nan
+            assert np.isnan(logsumexp(with_nan)), at
+            assert np.isnan(softmax(with_nan)).all(), at
+            assert np.isnan(log_softmax(with_nan)).all(), at

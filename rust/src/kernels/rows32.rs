@@ -194,15 +194,31 @@ fn spill32<S: Simd>(s: S, acc: &[S::F; VLANES]) -> [f32; VLANES] {
 /// otherwise, and that changes no result (`m` enters through `K_m`, `x == m` and `m + log S`).
 struct MaxOp<S: Simd> {
     acc: [S::F; BLOCK],
-    nan: S::FM,
+    /// A plain sum per lane, which any NaN entry turns NaN (as in `rows::row_max`).
+    probe: [S::F; BLOCK],
 }
 
 impl<S: Simd> BlockOp<S> for MaxOp<S> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], _out: *mut f32) {
         for j in 0..nb::<S>() {
-            // fmax(v, acc) returns acc when v is NaN: the NaN is tracked in `nan` instead.
+            // fmax(v, acc) returns acc when v is NaN: the NaN shows in `probe` instead.
             self.acc[j] = s.fmax(v[j], self.acc[j]);
+            self.probe[j] = s.fadd(self.probe[j], v[j]);
+        }
+    }
+}
+
+/// Finds NaN entries vector by vector: [`row_max`]'s answer when its sums are NaN (a NaN
+/// entry, or +inf and −inf, or an overflow and −inf, in one lane).
+struct NanOp<S: Simd> {
+    nan: S::FM,
+}
+
+impl<S: Simd> BlockOp<S> for NanOp<S> {
+    #[inline(always)]
+    unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], _out: *mut f32) {
+        for j in 0..nb::<S>() {
             self.nan = s.fmor(self.nan, s.fis_nan(v[j]));
         }
     }
@@ -216,7 +232,7 @@ impl<S: Simd> BlockOp<S> for MaxOp<S> {
 pub(crate) unsafe fn row_max<S: Simd>(s: S, x: *const f32, n: usize) -> (f32, bool) {
     let mut op = MaxOp {
         acc: [s.fsplat(f32::NEG_INFINITY); BLOCK],
-        nan: s.fmnone(),
+        probe: [s.fsplat(0.0); BLOCK],
     };
     // SAFETY: forwarded contract.
     unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut op) };
@@ -228,7 +244,14 @@ pub(crate) unsafe fn row_max<S: Simd>(s: S, x: *const f32, n: usize) -> (f32, bo
         acc[a] = s.fmax(op.acc[j], acc[a]);
     }
     let m = tree(spill32(s, &acc), |a, b| if a > b { a } else { b });
-    (m, s.fmany(op.nan))
+    let probed = op.probe[..nb::<S>()].iter().any(|&p| s.fmany(s.fis_nan(p)));
+    if !probed {
+        return (m, false);
+    }
+    let mut nan = NanOp { nan: s.fmnone() };
+    // SAFETY: forwarded contract.
+    unsafe { for_blocks(s, x, std::ptr::null_mut(), n, &mut nan) };
+    (m, s.fmany(nan.nan))
 }
 
 /// `K = round(m / ln 2)` as the kernels compute it (finite `|m| ≤ M_LIMIT`).
