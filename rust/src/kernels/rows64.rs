@@ -256,14 +256,8 @@ pub(crate) fn exp_terms<S: Simd, const N: usize, const FAST: bool>(
         xc[j] = s.max(lanes.low[j % nv::<S>()], v[j]);
     }
     if FAST {
-        let (t, k_magic) = exp_shifted_table_n::<S, N>(s, &xc, count, &lanes.magic16[..nv::<S>()]);
-        let mut p2 = k_magic;
-        for j in 0..count {
-            // MAGIC + k − 16·K_m + 1024: 2^{k/16 − K_m + 64}, exactly 0 at the clamp (k =
-            // 16·(K_m − 1087): exponent field 0, entry 0).
-            p2[j] = s.pow2_sixteenths_from_magic(k_magic[j]);
-        }
-        return (t, p2);
+        // p2 is exactly 0 at the clamp (k = 16·(K_m − 1087): exponent field 0, entry 0).
+        return exp_shifted_table_n::<S, N>(s, &xc, count, &lanes.magic16[..nv::<S>()]);
     }
     let (t, k_magic) = exp_shifted_n::<S, N>(s, &xc, count, &lanes.k_mm[..nv::<S>()]);
     let mut p2 = k_magic;

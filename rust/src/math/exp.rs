@@ -78,28 +78,6 @@ const SIXTEENTHS_Q: [f64; 5] = [
     0.001_388_859_378_426_888_2,
 ];
 
-/// `(2^{j/16} − T_j)/T_j` rounded to double, `T_j` the entries of
-/// [`crate::simd::POW2_SIXTEENTHS`] (`2^{j/16}` rounded): up to 0.74 ULP each, which
-/// [`exp_shifted_table_n`] adds back to `t`.
-const POW2_SIXTEENTHS_CORRECTION: [f64; 16] = [
-    0.0,
-    8.189_317_638_195_515e-17,
-    -2.793_911_485_951_573_3e-17,
-    7.826_573_258_636_076e-17,
-    3.348_462_333_625_152_4e-17,
-    3.750_854_201_303_127e-17,
-    1.957_258_529_311_203_6e-17,
-    5.686_480_957_911_74e-17,
-    -6.835_808_657_661_922e-17,
-    -2.359_109_477_085_005_3e-17,
-    5.154_830_117_078_678_3e-17,
-    1.534_141_005_360_372_3e-17,
-    4.875_160_526_227_062e-17,
-    1.685_487_290_628_973e-17,
-    1.790_126_907_604_513e-17,
-    -5.545_065_618_639_427e-17,
-];
-
 /// `Σ a[i]·x^i` by Estrin's scheme (at most 16 coefficients): pairs `a[2i] + a[2i+1]·x`,
 /// then pairs of those with `x²`, `x⁴`, `x⁸`; depth ~log₂ of the degree instead of the degree.
 #[inline(always)]
@@ -306,11 +284,11 @@ pub fn exp_shifted_n<S: Simd, const N: usize>(
 /// `e^{x − K_m·ln 2} = 2^{k/16 − K_m}·(1 + t)` for the first `count` of `N` vectors, as
 /// [`exp_shifted_n`] but with `k = round(16x / ln 2)` (sixteenths of `ln 2`) and the whole of
 /// `k·ln2/16` reduced from `x`, so that `t` does not depend on the shift (whose `K_m·LN2_LO`
-/// the caller then takes into its factor to the max): `magic` holds
-/// `MAGIC − 16·K_m + 1024` per lane, and the result is `t` and `k_magic = magic + k`, from
-/// which [`Simd::pow2_sixteenths_from_magic`] gives the term's `2^{k/16 − K_m + 64}` directly
-/// (`2^e·T_j` for `k = 16e + j`, `T_j` = `2^{j/16}` rounded). `t` carries the table's
-/// correction `c_j = (2^{j/16} − T_j)/T_j`, so `T_j·(1 + t)` stands for `2^{j/16}·e^r`.
+/// the caller then takes into its factor to the max): `magic` holds `MAGIC − 16·K_m + 1024`
+/// per lane, and the result is `(t, p2)` with `p2 = 2^{k/16 − K_m + 64}` taken as `2^e·T_j`
+/// (`k − 16K_m + 1024 = 16e + j`, `T_j` = `2^{j/16}` rounded) from
+/// [`Simd::pow2_sixteenths_from_magic`], whose correction `c_j = (2^{j/16} − T_j)/T_j` joins
+/// `t`: `T_j·(1 + t)` stands for `2^{j/16}·e^r`.
 ///
 /// Valid as [`exp_shifted_n`] (finite `|x| ≤ 2³⁰`, `16K_m − 17408 ≤ k ≤ 16K_m + 8`): the
 /// per-lane magic rounds `16x/ln 2` as `MAGIC` does (same binade, an even offset);
@@ -322,7 +300,7 @@ pub fn exp_shifted_n<S: Simd, const N: usize>(
 /// (≤ 2⁻⁵⁹), `T_j·(1 + t)` is within 0.2u of `2^{j/16}·e^r` (u = 2⁻⁵³; measured in
 /// `shifted_terms_within_their_bounds`). Against the degree-11 polynomial on `|r| ≤ ln2/2` it
 /// replaced (fitted likewise, 0.75u) this trades six multiply-adds and two subtractions for
-/// two lookups, an add and an integer add.
+/// the lookup and an add.
 #[inline(always)]
 pub fn exp_shifted_table_n<S: Simd, const N: usize>(
     s: S,
@@ -342,8 +320,10 @@ pub fn exp_shifted_table_n<S: Simd, const N: usize>(
         let r1 = s.fma(k, s.splat(-LN2_HI / 16.0), x[j]); // exact
         r[j] = s.fma(k, s.splat(-LN2_LO / 16.0), r1);
     }
+    let mut pow = k_magic;
     for j in 0..count {
-        let correction = s.lookup16(&POW2_SIXTEENTHS_CORRECTION, k_magic[j]);
+        let (p, correction) = s.pow2_sixteenths_from_magic(k_magic[j]);
+        pow[j] = p;
         let q = quadratic_factor_from(
             s,
             [SIXTEENTHS_Q[0], SIXTEENTHS_Q[1]],
@@ -352,7 +332,7 @@ pub fn exp_shifted_table_n<S: Simd, const N: usize>(
         );
         t[j] = s.fma(s.mul(r[j], r[j]), q, s.add(r[j], correction));
     }
-    (t, k_magic)
+    (t, pow)
 }
 
 /// `e^x` rounded once to f64.
@@ -430,7 +410,7 @@ pub fn exp_slice_on<E: crate::simd::Element>(isa: crate::simd::Isa, x: &[E], out
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::Isa;
+    use crate::simd::{Isa, POW2_SIXTEENTHS_CORRECTION};
 
     /// Worst ULP error of exp_f32 over every `stride`-th bit pattern, on `isa`.
     fn sweep_f32(isa: Isa, stride: u64) -> (f64, u32) {
@@ -534,8 +514,8 @@ mod tests {
         }
     }
 
-    /// `(t, k)` of [`exp_shifted_n`] (`TABLE` false) or [`exp_shifted_table_n`] for `x` with
-    /// the shift `K_m = 0`, per ISA: `k` is `K` or the sixteenths.
+    /// `(t, k)` of [`exp_shifted_n`] for `x` with the shift `K_m = 0`, per ISA; with `TABLE`,
+    /// `(t, p2)` of [`exp_shifted_table_n`] (`p2 = 2^{k/16 + 64}` as `2^e·T_j`).
     struct Shifted<'a, const TABLE: bool>(&'a [f64], &'a mut [(f64, f64)]);
 
     impl<const TABLE: bool> crate::simd::WithSimd for Shifted<'_, TABLE> {
@@ -543,20 +523,20 @@ mod tests {
         #[inline(always)]
         fn with_simd<S: Simd>(self, s: S) {
             let (mut t, mut k) = ([0.0f64; 16], [0.0f64; 16]);
-            // MAGIC − 16·K_m + 1024 for K_m = 0.
-            let magic = if TABLE { MAGIC + 1024.0 } else { MAGIC };
             for (x, out) in self.0.iter().zip(self.1.iter_mut()) {
                 let (tv, kv) = if TABLE {
-                    exp_shifted_table_n::<S, 1>(s, &[s.splat(*x)], 1, &[s.splat(magic)])
+                    // MAGIC − 16·K_m + 1024 for K_m = 0.
+                    let magic = s.splat(MAGIC + 1024.0);
+                    exp_shifted_table_n::<S, 1>(s, &[s.splat(*x)], 1, &[magic])
                 } else {
-                    exp_shifted_n::<S, 1>(s, &[s.splat(*x)], 1, &[s.splat(magic)])
+                    exp_shifted_n::<S, 1>(s, &[s.splat(*x)], 1, &[s.splat(MAGIC)])
                 };
                 // SAFETY: the arrays hold 16 >= LANES doubles.
                 unsafe {
                     s.store_f64(t.as_mut_ptr(), tv[0]);
                     s.store_f64(k.as_mut_ptr(), kv[0]);
                 }
-                *out = (t[0], k[0] - magic);
+                *out = (t[0], if TABLE { k[0] } else { k[0] - MAGIC });
             }
         }
     }
@@ -622,24 +602,27 @@ mod tests {
             let mut table = vec![(0.0, 0.0); xs.len()];
             crate::simd::dispatch(isa, Shifted::<false>(&xs, &mut full));
             crate::simd::dispatch(isa, Shifted::<true>(&xs, &mut table));
-            let entries = crate::simd::dispatch(isa, Sixteenths);
             let (mut worst_full, mut worst_table) = (0.0f64, 0.0f64);
-            for ((&x, &(t_full, k)), &(t_table, k16)) in xs.iter().zip(&full).zip(&table) {
+            for ((&x, &(t_full, k)), &(t_table, p2)) in xs.iter().zip(&full).zip(&table) {
                 let k_ln2 = dd_mul(ln2, (k, 0.0));
                 let e = dd_exp(dd_add((x, 0.0), (-k_ln2.0, -k_ln2.1)));
                 let diff = dd_add(dd_add((1.0, 0.0), (t_full, 0.0)), (-e.0, -e.1));
                 worst_full = worst_full.max((diff.0 + diff.1).abs() / e.0 / u);
 
+                // k as the kernel rounds it, within ½ of 16x/ln 2.
+                let k16 = x.mul_add(16.0 * std::f64::consts::LOG2_E, MAGIC) - MAGIC;
                 assert!(
                     (16.0 * x / ln2.0 - k16).abs() <= 0.5 + 1e-9,
                     "{isa:?} x = {x:e}"
                 );
-                // 2^{j/16}·e^{x − k·ln2/16} = e^{x − e·ln 2}, e = ⌊k/16⌋.
+                // 2^{j/16}·e^{x − k·ln2/16} = e^{x − e·ln 2}, e = ⌊k/16⌋; p2 = 2^{e+64}·T_j.
                 let e16 = (k16 / 16.0).floor();
                 let j = (k16 - 16.0 * e16) as usize;
+                let entry = p2 / f64::powi(2.0, e16 as i32 + 64);
+                assert_eq!(entry, table_entry(j), "{isa:?} x = {x:e}");
                 let e_ln2 = dd_mul(ln2, (e16, 0.0));
                 let e = dd_exp(dd_add((x, 0.0), (-e_ln2.0, -e_ln2.1)));
-                let got = dd_mul((entries[j], 0.0), dd_add((1.0, 0.0), (t_table, 0.0)));
+                let got = dd_mul((entry, 0.0), dd_add((1.0, 0.0), (t_table, 0.0)));
                 let diff = dd_add(got, (-e.0, -e.1));
                 worst_table = worst_table.max((diff.0 + diff.1).abs() / e.0 / u);
             }
@@ -649,27 +632,15 @@ mod tests {
         }
     }
 
-    /// `T_j` for `j = 0..16` as [`Simd::pow2_sixteenths_from_magic`] gives them.
-    struct Sixteenths;
-
-    impl crate::simd::WithSimd for Sixteenths {
-        type Output = [f64; 16];
-        #[inline(always)]
-        fn with_simd<S: Simd>(self, s: S) -> [f64; 16] {
-            let mut lane = [0.0f64; 16];
-            std::array::from_fn(|j| {
-                let v = s.pow2_sixteenths_from_magic(s.splat(MAGIC + j as f64));
-                // SAFETY: `lane` holds 16 >= LANES doubles.
-                unsafe { s.store_f64(lane.as_mut_ptr(), v) };
-                lane[0]
-            })
-        }
+    /// `T_j`, `2^{j/16}` rounded: the table's entry with `j` put back into its bits.
+    fn table_entry(j: usize) -> f64 {
+        f64::from_bits(crate::simd::POW2_SIXTEENTHS[j].to_bits() + ((j as u64) << 48))
     }
 
-    /// [`Simd::pow2_sixteenths_from_magic`] and [`Simd::lookup16`] on every ISA: `T_j` is
-    /// `2^{j/16}` rounded to nearest (double-double reference), `2^e·T_j` for every
-    /// `k = 16e + j` with `−1022 ≤ e ≤ 1023` and `(T_j − 1)·2⁻¹⁰²²` at `e = −1023` (0 for
-    /// `j = 0`); the corrections `(2^{j/16} − T_j)/T_j` of [`exp_shifted_table_n`] to 2⁻¹⁰⁰.
+    /// [`Simd::pow2_sixteenths_from_magic`] on every ISA: `T_j` is `2^{j/16}` rounded to
+    /// nearest (double-double reference), the result `2^e·T_j` for every `k = 16e + j` with
+    /// `−1022 ≤ e ≤ 1023` and `(T_j − 1)·2⁻¹⁰²²` at `e = −1023` (0 for `j = 0`), beside the
+    /// correction `(2^{j/16} − T_j)/T_j` (to 2⁻¹⁰⁰).
     #[test]
     fn pow2_sixteenths_are_rounded_powers() {
         struct Powers<'a>(&'a [f64], &'a mut [f64], &'a mut [f64]);
@@ -679,11 +650,10 @@ mod tests {
             fn with_simd<S: Simd>(self, s: S) {
                 let mut lane = [0.0f64; 16];
                 for (i, &k) in self.0.iter().enumerate() {
-                    let t = s.splat(MAGIC + k);
+                    let (p, c) = s.pow2_sixteenths_from_magic(s.splat(MAGIC + k));
                     // SAFETY: `lane` holds 16 >= LANES doubles.
-                    unsafe { s.store_f64(lane.as_mut_ptr(), s.pow2_sixteenths_from_magic(t)) };
+                    unsafe { s.store_f64(lane.as_mut_ptr(), p) };
                     self.1[i] = lane[0];
-                    let c = s.lookup16(&POW2_SIXTEENTHS_CORRECTION, t);
                     // SAFETY: as above.
                     unsafe { s.store_f64(lane.as_mut_ptr(), c) };
                     self.2[i] = lane[0];
@@ -709,6 +679,7 @@ mod tests {
                 };
                 assert_eq!(pow[i], want, "{isa:?} k = {k}");
                 assert_eq!(corr[i], POW2_SIXTEENTHS_CORRECTION[j], "{isa:?} k = {k}");
+                assert_eq!(entry, table_entry(j), "{isa:?} k = {k}");
             }
             assert_eq!(pow[0], 0.0, "{isa:?}");
         }

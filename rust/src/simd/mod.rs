@@ -161,17 +161,15 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `2^k` for lanes holding `t = k + MAGIC` (see [`crate::math::exp::MAGIC`]) with
     /// `-1022 <= k <= 1023`: the exponent field is built from the low bits of `t`.
     fn pow2_from_magic(self, t: Self::V) -> Self::V;
-    /// `table[k mod 16]` for lanes holding `t = k + MAGIC` (`|k| < 2⁵¹`): the low four bits of
-    /// `t` index the table (one two-register permute on AVX-512, a gather on AVX2).
-    fn lookup16(self, table: &[f64; 16], t: Self::V) -> Self::V;
-    /// `2^{k/16}` as `2^e · T_j` (`k = 16e + j`, `T_j` = [`POW2_SIXTEENTHS`]`[j]` with `j`
-    /// added back) for lanes holding `t = k + MAGIC` with `−1023 ≤ e ≤ 1023`: a [`lookup16`]
-    /// and an integer add of `t`'s low bits, shifted, to the entry's bits. At `e = −1023` the
-    /// exponent field is 0 and the result is `(T_j − 1)·2⁻¹⁰²²` (exactly 0 for `j = 0`), not
+    /// `(2^{k/16}, c_j)` for lanes holding `t = k + MAGIC` with `k = 16e + j`,
+    /// `−1023 ≤ e ≤ 1023`: `2^e·T_j`, `T_j` = `2^{j/16}` rounded (the entry `j` of
+    /// [`POW2_SIXTEENTHS`], with `j` added back and `e` added to the exponent field by an
+    /// integer add of `t`'s low bits, shifted), and the correction
+    /// [`POW2_SIXTEENTHS_CORRECTION`]`[j]`. The low four bits of `t` index both tables: two
+    /// two-register permutes on AVX-512, a 16-byte load per lane on AVX2. At `e = −1023` the
+    /// exponent field is 0 and the first result is `(T_j − 1)·2⁻¹⁰²²` (0 for `j = 0`), not
     /// `2^{k/16}`.
-    ///
-    /// [`lookup16`]: Simd::lookup16
-    fn pow2_sixteenths_from_magic(self, t: Self::V) -> Self::V;
+    fn pow2_sixteenths_from_magic(self, t: Self::V) -> (Self::V, Self::V);
     /// `(k, f)` with `v = 2^k · f`, `f ∈ [1, 2)` and `k` exact, for lanes holding a positive
     /// normal `v`: its exponent and significand fields (integer operations only).
     fn split_exponent(self, v: Self::V) -> (Self::V, Self::V);
@@ -356,6 +354,39 @@ pub const POW2_SIXTEENTHS: [f64; 16] = [
     f64::from_bits(0x3FEF_5818_DCFB_A487),
     f64::from_bits(0x3FEF_A4AF_A2A4_90DA),
 ];
+
+/// `(2^{j/16} − T_j)/T_j` rounded to double, `T_j` = `2^{j/16}` rounded (up to 0.74 ULP):
+/// the second result of [`Simd::pow2_sixteenths_from_magic`].
+pub const POW2_SIXTEENTHS_CORRECTION: [f64; 16] = [
+    0.0,
+    8.189_317_638_195_515e-17,
+    -2.793_911_485_951_573_3e-17,
+    7.826_573_258_636_076e-17,
+    3.348_462_333_625_152_4e-17,
+    3.750_854_201_303_127e-17,
+    1.957_258_529_311_203_6e-17,
+    5.686_480_957_911_74e-17,
+    -6.835_808_657_661_922e-17,
+    -2.359_109_477_085_005_3e-17,
+    5.154_830_117_078_678_3e-17,
+    1.534_141_005_360_372_3e-17,
+    4.875_160_526_227_062e-17,
+    1.685_487_290_628_973e-17,
+    1.790_126_907_604_513e-17,
+    -5.545_065_618_639_427e-17,
+];
+
+/// [`POW2_SIXTEENTHS`] and [`POW2_SIXTEENTHS_CORRECTION`] side by side, for one 16-byte load
+/// per lane.
+pub(crate) const POW2_SIXTEENTHS_PAIRS: [[f64; 2]; 16] = {
+    let mut pairs = [[0.0; 2]; 16];
+    let mut j = 0;
+    while j < 16 {
+        pairs[j] = [POW2_SIXTEENTHS[j], POW2_SIXTEENTHS_CORRECTION[j]];
+        j += 1;
+    }
+    pairs
+};
 
 /// The bits of `2⁵²`: or-ed with a biased exponent `e < 2¹¹`, they spell `2⁵² + e`.
 pub(crate) const TWO_52_BITS: i64 = 0x4330_0000_0000_0000;

@@ -1,6 +1,6 @@
 //! The portable one-lane implementation of [`Simd`]: the reference every vector path matches.
 
-use super::{Simd, ONE_BITS, POW2_SIXTEENTHS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS};
+use super::{Simd, ONE_BITS, POW2_SIXTEENTHS_PAIRS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS};
 
 /// One `f64` lane, plain Rust. `fma` is `f64::mul_add` (correctly rounded on every target).
 #[derive(Clone, Copy, Debug, Default)]
@@ -89,13 +89,10 @@ impl Simd for Scalar {
         f64::from_bits(t.to_bits().wrapping_add(1023) << 52)
     }
     #[inline(always)]
-    fn lookup16(self, table: &[f64; 16], t: f64) -> f64 {
-        table[(t.to_bits() & 15) as usize]
-    }
-    #[inline(always)]
-    fn pow2_sixteenths_from_magic(self, t: f64) -> f64 {
-        let entry = self.lookup16(&POW2_SIXTEENTHS, t).to_bits();
-        f64::from_bits(entry.wrapping_add(t.to_bits() << 48))
+    fn pow2_sixteenths_from_magic(self, t: f64) -> (f64, f64) {
+        let [entry, correction] = POW2_SIXTEENTHS_PAIRS[(t.to_bits() & 15) as usize];
+        let pow = f64::from_bits(entry.to_bits().wrapping_add(t.to_bits() << 48));
+        (pow, correction)
     }
     #[inline(always)]
     fn split_exponent(self, v: f64) -> (f64, f64) {

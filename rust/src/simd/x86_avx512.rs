@@ -3,7 +3,8 @@
 use std::arch::x86_64::*;
 
 use super::{
-    Simd, WithSimd, ONE_BITS, POW2_SIXTEENTHS, SIGNIFICAND, TWO_52_BITS, TWO_52_PLUS_BIAS,
+    Simd, WithSimd, ONE_BITS, POW2_SIXTEENTHS, POW2_SIXTEENTHS_CORRECTION, SIGNIFICAND,
+    TWO_52_BITS, TWO_52_PLUS_BIAS,
 };
 
 /// Eight `f64` lanes. A value exists only inside [`run`], after the CPU was checked for
@@ -98,20 +99,19 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
-    fn lookup16(self, table: &[f64; 16], t: __m512d) -> __m512d {
+    fn pow2_sixteenths_from_magic(self, t: __m512d) -> (__m512d, __m512d) {
         // VPERMI2PD reads bits 0-3 of each index: 0-2 pick the entry, 3 the register.
         unsafe {
-            let low = _mm512_loadu_pd(table.as_ptr());
-            let high = _mm512_loadu_pd(table.as_ptr().add(8));
-            _mm512_permutex2var_pd(low, _mm512_castpd_si512(t), high)
-        }
-    }
-    #[inline(always)]
-    fn pow2_sixteenths_from_magic(self, t: __m512d) -> __m512d {
-        unsafe {
-            let entry = _mm512_castpd_si512(self.lookup16(&POW2_SIXTEENTHS, t));
-            let shifted = _mm512_slli_epi64::<48>(_mm512_castpd_si512(t));
-            _mm512_castsi512_pd(_mm512_add_epi64(entry, shifted))
+            let index = _mm512_castpd_si512(t);
+            let lookup = |table: &[f64; 16]| {
+                let low = _mm512_loadu_pd(table.as_ptr());
+                let high = _mm512_loadu_pd(table.as_ptr().add(8));
+                _mm512_permutex2var_pd(low, index, high)
+            };
+            let entry = _mm512_castpd_si512(lookup(&POW2_SIXTEENTHS));
+            let shifted = _mm512_slli_epi64::<48>(index);
+            let pow = _mm512_castsi512_pd(_mm512_add_epi64(entry, shifted));
+            (pow, lookup(&POW2_SIXTEENTHS_CORRECTION))
         }
     }
     #[inline(always)]
