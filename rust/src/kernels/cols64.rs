@@ -267,9 +267,9 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
     for j in 0..nv::<S>() {
         k_mm[j] = s.add(k_m_v[j], s.splat(MAGIC));
     }
-    let mut magic16 = k_m_v;
+    let mut magic16 = k_shift;
     for j in 0..nv::<S>() {
-        magic16[j] = s.fma(k_m_v[j], s.splat(-16.0), s.splat(MAGIC + 1024.0));
+        magic16[j] = super::rows64::magic16(s, k_shift[j]);
     }
     let lanes = LaneShift {
         low: lanes_of(s, &low),
@@ -315,8 +315,7 @@ pub(crate) unsafe fn tile_shifted<S: Simd>(
         let mut f_hi = [s.splat(0.0); VLANES];
         let mut f_lo = [s.splat(0.0); VLANES];
         for j in 0..nv::<S>() {
-            let fast = s.sub(s.splat(1.0), keep_lo[j]);
-            (f_hi[j], f_lo[j]) = to_max(s, m[j], k_m_v[j], shift_lo(s, k_m_v[j], fast));
+            (f_hi[j], f_lo[j]) = to_max(s, m[j], k_m_v[j], shift_lo(s, k_m_v[j], keep_lo[j]));
         }
         let (f_hi, f_lo) = (spill(s, &f_hi), spill(s, &f_lo));
         let counts = spill(s, &sums.ties);

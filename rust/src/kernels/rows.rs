@@ -290,6 +290,7 @@ unsafe fn has_nan<S: Simd, E: Element>(s: S, x: *const E, n: usize) -> bool {
         }
         i += VLANES;
     }
+    // SAFETY: k < n.
     s.any(nan) || (i..n).any(|k| unsafe { (*x.add(k)).to_f64() }.is_nan())
 }
 

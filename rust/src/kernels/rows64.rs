@@ -212,24 +212,24 @@ impl<V: Copy> LaneShift<V> {
             low: [s.splat(shift.low); VLANES],
             k_mm: [s.splat(MAGIC + shift.k_m); VLANES],
             k_shift: [s.splat(shift.k_m - 64.0); VLANES],
-            magic16: [s.splat(magic16(shift.k_m)); VLANES],
+            magic16: [magic16(s, s.splat(shift.k_m - 64.0)); VLANES],
         }
     }
 }
 
-/// The shift's part beyond `K_m·LN2_HI` in the terms of [`exp_terms`]: `K_m·LN2_LO` where
-/// `fast` (their reduction takes all of `k·ln2/16` from `x`), else 0 (the row's
-/// `K_m·LN2_LO` is left out of the reduction, see [`exp_shifted_n`]); lanes of `k_m` and
-/// `fast` (1 or 0).
+/// The shift's part beyond `K_m·LN2_HI` in the terms of [`exp_terms`]: `K_m·LN2_LO` for the
+/// fast lines, whose `keep_lo` is 0 (their reduction takes all of `k·ln2/16` from `x`), else 0
+/// (`keep_lo` 1: the row's `K_m·LN2_LO` is left out of the reduction, see
+/// [`exp_shifted_n`]); lanes of `k_m` and `keep_lo` (see [`fast_lane`]).
 #[inline(always)]
-pub(crate) fn shift_lo<S: Simd>(s: S, k_m: S::V, fast: S::V) -> S::V {
-    s.mul(s.mul(k_m, s.splat(LN2_LO)), fast)
+pub(crate) fn shift_lo<S: Simd>(s: S, k_m: S::V, keep_lo: S::V) -> S::V {
+    s.mul(s.mul(k_m, s.splat(LN2_LO)), s.sub(s.splat(1.0), keep_lo))
 }
 
-/// `MAGIC − 16·K_m + 1024` (exact; see [`exp_shifted_table_n`]).
+/// `MAGIC − 16·K_m + 1024` from `k_shift = K_m − 64` (exact; see [`exp_shifted_table_n`]).
 #[inline(always)]
-pub(crate) fn magic16(k_m: f64) -> f64 {
-    (-16.0f64).mul_add(k_m, MAGIC + 1024.0)
+pub(crate) fn magic16<S: Simd>(s: S, k_shift: S::V) -> S::V {
+    s.fma(k_shift, s.splat(-16.0), s.splat(MAGIC))
 }
 
 /// `(t, 2^{K − K_m + 64})` with `e^{x − s} = 2^{K − K_m}(1 + t)`, `s = K_m·LN2_HI`, for the
@@ -481,7 +481,7 @@ unsafe fn lse_sum<S: Simd>(
 #[inline(always)]
 fn row_to_max<S: Simd>(s: S, m: f64, shift: Shift, fast: bool) -> (f64, f64) {
     let k_m = s.splat(shift.k_m);
-    let s_lo = shift_lo(s, k_m, s.splat(if fast { 1.0 } else { 0.0 }));
+    let s_lo = shift_lo(s, k_m, s.splat(if fast { 0.0 } else { 1.0 }));
     let (f_hi, f_lo) = to_max(s, s.splat(m), k_m, s_lo);
     (spill1(s, f_hi)[0], spill1(s, f_lo)[0])
 }

@@ -14,8 +14,8 @@
 
 use super::rows::two_sum;
 use super::rows64::{
-    accumulate, exp_terms_of_lines, fast_lane, lse_term, shift_lo, sum_to_max, to_max, LaneShift,
-    Shift,
+    accumulate, exp_terms_of_lines, fast_lane, lse_term, magic16, shift_lo, sum_to_max, to_max,
+    LaneShift, Shift,
 };
 use super::strips32::StripView;
 use crate::math::exp::MAGIC;
@@ -117,8 +117,8 @@ pub(crate) unsafe fn lse_strip<S: Simd>(
         unsafe {
             let mv = s.load_f64(m.as_ptr().add(c));
             let kv = s.load_f64(k_m.as_ptr().add(c));
-            let fast = s.sub(s.splat(1.0), s.load_f64(keep_lo.as_ptr().add(c)));
-            let (fh, fl) = to_max(s, mv, kv, shift_lo(s, kv, fast));
+            let keep = s.load_f64(keep_lo.as_ptr().add(c));
+            let (fh, fl) = to_max(s, mv, kv, shift_lo(s, kv, keep));
             s.store_f64(f_hi.as_mut_ptr().add(c), fh);
             s.store_f64(f_lo.as_mut_ptr().add(c), fl);
         }
@@ -154,8 +154,7 @@ unsafe fn load_lanes<S: Simd>(
             lanes.k_mm[j] = s.load_f64(k_mm.add(j * S::LANES));
             lanes.k_shift[j] = s.load_f64(k_shift.add(j * S::LANES));
         }
-        // MAGIC − 16·K_m + 1024 from K_m − 64, exact.
-        lanes.magic16[j] = s.fma(lanes.k_shift[j], s.splat(-16.0), s.splat(MAGIC));
+        lanes.magic16[j] = magic16(s, lanes.k_shift[j]);
     }
     lanes
 }
