@@ -21,6 +21,12 @@
  *   adds-only    y's bits added as doubles without any conversion (the four f64 additions
  *                per block alone; the sums are meaningless)
  *   cvt          y widened by vcvtps2pd instead of zero-extension
+ *   f2s-seed     y summed in f32 by Fast2Sum onto a seed at least every term (three operations
+ *                give the sum and its exact error), the errors summed in f32 beside it: an exact
+ *                enough float32 sum without widening, had the row's second-largest entry set
+ *                the seed (a max pass keeping the top two would pay for it); timing only, the
+ *                seed here sits above every term
+ *   f2s-minmax   the same without a seed, each pair put in order by max and min first
  *   scale        the scale pass alone (on y already in the buffer)
  *   max          a max pass (the two-pass kernels' first pass)
  *   row          shipped + scale per row over ROWS rows: with ROWS x N beyond L2 this is the
@@ -78,10 +84,13 @@ static inline __m512d zero_ext(__m256i half) {
   return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_cvtepu32_epi64(half), 29));
 }
 
-enum { SHIPPED, ZERO_EXT, NO_SUM, F32_SUM, ADDS_ONLY, CVT, SCALE, MAX, ROW, FUSED, VARIANTS };
+enum {
+  SHIPPED, ZERO_EXT, NO_SUM, F32_SUM, ADDS_ONLY, CVT, SCALE, MAX, ROW, FUSED, F2S_SEED, F2S_MINMAX,
+  VARIANTS
+};
 static const char *NAMES[] = {"shipped", "zero-ext", "no-sum", "f32-sum", "adds-only",
                               "cvt",     "scale",    "max",    "row",
-                              "fused"};
+                              "fused",   "f2s-seed", "f2s-minmax"};
 
 /* The one-pass pass over one row; returns the sum (or a stand-in, so nothing is dropped).
  * With `prev`, each block also scales the same block of `prev` by 1/prev_total (FUSED). */
@@ -92,7 +101,8 @@ static double exp_pass(int mode, const float *x, float *out, float *prev, double
   const __m512 bias = _mm512_castsi512_ps(
       _mm512_add_epi32(_mm512_castps_si512(SF(MAGIC)), _mm512_set1_epi32(191 - 8)));
   __m512d a0 = _mm512_setzero_pd(), a1 = a0;
-  __m512 f0 = _mm512_setzero_ps(), f1 = f0;
+  __m512 f0 = mode == F2S_SEED ? SF(1e30f) : _mm512_setzero_ps(), f1 = f0;
+  __m512 c0 = _mm512_setzero_ps(), c1 = c0;
   double moved = 0;
   for (int i = 0; i + 32 <= N; i += 32) {
     __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
@@ -107,6 +117,23 @@ static double exp_pass(int mode, const float *x, float *out, float *prev, double
     switch (mode) {
       case NO_SUM:
         break;
+      case F2S_SEED: {
+        __m512 s0 = _mm512_add_ps(f0, y0), s1 = _mm512_add_ps(f1, y1);
+        c0 = _mm512_add_ps(c0, _mm512_sub_ps(y0, _mm512_sub_ps(s0, f0)));
+        c1 = _mm512_add_ps(c1, _mm512_sub_ps(y1, _mm512_sub_ps(s1, f1)));
+        f0 = s0;
+        f1 = s1;
+        break;
+      }
+      case F2S_MINMAX: {
+        __m512 a0 = _mm512_max_ps(f0, y0), b0 = _mm512_min_ps(f0, y0);
+        __m512 a1 = _mm512_max_ps(f1, y1), b1 = _mm512_min_ps(f1, y1);
+        f0 = _mm512_add_ps(a0, b0);
+        f1 = _mm512_add_ps(a1, b1);
+        c0 = _mm512_add_ps(c0, _mm512_sub_ps(b0, _mm512_sub_ps(f0, a0)));
+        c1 = _mm512_add_ps(c1, _mm512_sub_ps(b1, _mm512_sub_ps(f1, a1)));
+        break;
+      }
       case F32_SUM:
         f0 = _mm512_add_ps(f0, y0);
         f1 = _mm512_add_ps(f1, y1);
@@ -142,7 +169,8 @@ static double exp_pass(int mode, const float *x, float *out, float *prev, double
     }
   }
   return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1)) +
-         _mm512_reduce_add_ps(_mm512_add_ps(f0, f1)) + moved;
+         _mm512_reduce_add_ps(_mm512_add_ps(f0, f1)) +
+         _mm512_reduce_add_ps(_mm512_add_ps(c0, c1)) + moved;
 }
 
 static void scale_pass(float *out, double total) {
