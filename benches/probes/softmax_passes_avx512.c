@@ -21,11 +21,11 @@
  *   adds-only    y's bits added as doubles without any conversion (the four f64 additions
  *                per block alone; the sums are meaningless)
  *   cvt          y widened by vcvtps2pd instead of zero-extension
- *   f2s-seed     y summed in f32 by Fast2Sum onto a seed at least every term (three operations
- *                give the sum and its exact error), the errors summed in f32 beside it: an exact
- *                enough float32 sum without widening, had the row's second-largest entry set
- *                the seed (a max pass keeping the top two would pay for it); timing only, the
- *                seed here sits above every term
+ *   f2s-seed     y summed in f32 by Fast2Sum onto a seed at least as large as every term (three
+ *                operations give the sum and its exact error), the errors summed in f32 beside
+ *                it: an exact enough float32 sum without widening, had the row's second-largest
+ *                entry set the seed (a max pass keeping the top two would pay for it); timing
+ *                only, the seed here sits far above every term
  *   f2s-minmax   the same without a seed, each pair put in order by max and min first
  *   scale        the scale pass alone (on y already in the buffer)
  *   max          a max pass (the two-pass kernels' first pass)
