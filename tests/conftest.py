@@ -80,10 +80,12 @@ F64 = np.dtype(np.float64)
 #: Maximum error in ULP of the correctly rounded exact value, per (function, dtype).
 TOLERANCE_ULP: dict[tuple[str, np.dtype], float] = {
     # float32 softmax rounds y = 2^k (1 + t) to f32 before dividing by S (the bound,
-    # 4 ULP; derived worst case 3.9, measured 2.7). log_softmax rounds (x - c_hi) - c_lo.
+    # 4 ULP; derived worst case 3.9, measured 2.7). log_softmax rounds (x - c_hi) - c_lo;
+    # float32 lines far from 0 sum their terms in pairs (rows32::paired_log_softmax: derived
+    # worst case 3.6, the exact sums elsewhere 2).
     ("softmax", F32): 4.0,
     ("softmax", F64): 4.0,
-    ("log_softmax", F32): 2.0,
+    ("log_softmax", F32): 4.0,
     ("log_softmax", F64): 4.0,
     ("logsumexp", F32): 1.0,
     ("logsumexp", F64): 2.0,

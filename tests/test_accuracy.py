@@ -588,3 +588,45 @@ def test_confident_rows_log_softmax_at_max(dtype, n, tolerance, record_property)
     record_max("log_softmax", dtype, err, f"confident n={n}")
     record_property("max_ulp", err)
     assert err <= tolerance[("log_softmax", dtype)], (got, exact.hi)
+
+
+@pytest.mark.parametrize("n", [256, 1000, 4099])
+def test_paired_float32_log_softmax_rows(n, tolerance, record_property):
+    """float32 log_softmax rows that sum their terms in pairs (at least 256 entries, max at
+    least 2 ln n or at most -3 ln n; `rows32::paired_log_softmax`), at the tier's edges and
+    with `log S` from near 0 to near ln n (entries spread below the max by 1e-3 to 20, ties
+    at the max, one far max, N(0, 1) bodies), every output against long double."""
+    rng = np.random.default_rng(n)
+    ln_n = float(np.log(n))
+    tops = [
+        float(np.nextafter(np.float32(2 * ln_n), np.float32(np.inf))),
+        2 * ln_n + 7.3,
+        40.0,
+        float(np.nextafter(np.float32(-3 * ln_n), np.float32(-np.inf))),
+        -300.0,
+    ]
+    rows = []
+    for top in tops:
+        for spread in (1e-3, 0.5, 3.0, 20.0):
+            row = top - rng.uniform(0.0, spread, n)
+            row[rng.integers(n)] = top
+            rows.append(row)
+        ties = top - rng.uniform(0.0, 2.0, n)
+        ties[rng.choice(n, 5, replace=False)] = top
+        rows.append(ties)
+        far = top - 30.0 - rng.uniform(0.0, 5.0, n)
+        far[0] = top
+        rows.append(far)
+        body = rng.standard_normal(n)
+        rows.append(body - body.max() + top)
+    worst = 0.0
+    for i, row in enumerate(rows):
+        x = row.astype(F32)
+        m = float(x.max())
+        assert m >= 2 * ln_n or m <= -3 * ln_n, m
+        got = np.asarray(smoothmax.log_softmax(x))
+        err = float(ulp_error(got, ld_log_softmax(x), F32).max())
+        worst = max(worst, err)
+        assert err <= tolerance[("log_softmax", F32)], (i, m, err)
+    record_max("log_softmax", F32, worst, f"paired n={n}")
+    record_property("max_ulp", worst)

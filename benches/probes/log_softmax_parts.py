@@ -2,19 +2,23 @@
 
     python benches/probes/log_softmax_parts.py [--rounds N]
 
-log_softmax is three passes over a row: the max, the exact sum (each term split exactly in two,
-the max entries counted apart: the 2 ULP contract near 0) and the write `(x − c_hi) − c_lo`.
-No public call runs the max pass alone; the others are timed through public calls that run the
-same passes:
+log_softmax is three passes over a row: the max, the sum and the write `(x − c_hi) − c_lo`. The
+sum is exact (each term split exactly in two, the max entries counted apart: 2 ULP near 0) unless
+the row has at least 256 entries and a maximum of at least `2 ln n` or at most `−3 ln n`, where it
+adds the rounded terms in float32 pairs (`rows32::paired_log_softmax`, 4 ULP): the `N(0,1)·10`
+rows below take the pairs. No public call runs the max pass alone; the others are timed through
+public calls that run the same passes:
 
 * `max + exact sum`: smoothmax.logsumexp of the row shifted so that its result lies near 0, which
   takes the same exact-sum pass as log_softmax (`rows32::lse_sum`);
 * `max + rounded sum`: smoothmax.logsumexp of the row as is (result ≥ 8: float32 runs of rounded
   terms, `rows32::RunSumOp`);
-* `log_softmax`, `softmax` (`out=`), and PyTorch's and ONNX Runtime's log_softmax when installed
-  (as `python -m smoothmax bench` calls them).
+* `log_softmax` (`out=`) of the row as is (the pairs) and of the row shifted so that its maximum
+  is 1 (`log_softmax, exact sums`: the same passes with the exact sum), `softmax` (`out=`), and
+  PyTorch's and ONNX Runtime's log_softmax when installed (as `python -m smoothmax bench` calls
+  them).
 
-The write pass is log_softmax less `max + exact sum`. Medians over interleaved rounds
+The write pass is `log_softmax, exact sums` less `max + exact sum`. Medians over interleaved rounds
 (`smoothmax._bench.time_rounds`). Not part of the library or its tests.
 """
 
@@ -44,7 +48,7 @@ def main() -> None:
         print(f"{shape}, float32 N(0,1)·10: ns per element")
         for name, ns in per_element.items():
             print(f"  {name:24} {ns:.4f}")
-        write = per_element["log_softmax"] - per_element["max + exact sum"]
+        write = per_element["log_softmax, exact sums"] - per_element["max + exact sum"]
         print(f"  {'write pass (difference)':24} {write:.4f}")
 
 
@@ -52,11 +56,13 @@ def parts(x: np.ndarray, peers: list[Impl], rounds: int) -> dict[str, float]:
     """ns per element of each call on `x`, timed in interleaved rounds."""
     shift = np.logaddexp.reduce(x.astype(np.float64), axis=-1, keepdims=True)
     near_zero = (x - shift).astype(np.float32)
+    max_one = (x - x.max(axis=-1, keepdims=True) + 1).astype(np.float32)
     out = np.zeros_like(x)
     calls = {
         "max + exact sum": lambda: smoothmax.logsumexp(near_zero, axis=-1),
         "max + rounded sum": lambda: smoothmax.logsumexp(x, axis=-1),
         "log_softmax": lambda: smoothmax.log_softmax(x, axis=-1, out=out),
+        "log_softmax, exact sums": lambda: smoothmax.log_softmax(max_one, axis=-1, out=out),
         "softmax": lambda: smoothmax.softmax(x, axis=-1, out=out),
     }
     case = Case("log_softmax", "float32", x.shape)

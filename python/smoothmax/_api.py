@@ -519,8 +519,10 @@ def log_softmax(
     Notes
     -----
     Computed as ``(x_i - m) - log1p(sum_{j != argmax} exp(x_j - m))`` (Blanchard, Higham &
-    Higham), so outputs near 0 keep their relative accuracy: within 2 ULP (float32) or 4 ULP
-    (float64). ``+inf`` entries get ``-log(count)``; rows without finite mass give ``-inf``.
+    Higham), so outputs near 0 keep their relative accuracy: within 4 ULP (float32 and
+    float64; float32 rows of at least 256 entries whose maximum is at least ``2 log n`` or at
+    most ``-3 log n`` sum their terms in float32 pairs, other float32 rows exactly, within 2
+    ULP). ``+inf`` entries get ``-log(count)``; rows without finite mass give ``-inf``.
 
     Examples
     --------

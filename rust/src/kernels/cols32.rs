@@ -16,8 +16,9 @@
 
 use super::rows::{two_sum_v, NextRow, Scaling};
 use super::rows32::{
-    f32_pairs, log_sums, lse_term, minus_pair, nf, pass_terms, ratio, run_lse, tie_value,
-    times_pair, widened_sums, LaneShift, LineSums, Shift, M_LIMIT, RUN_MIN_LEN,
+    f32_pairs, log_sums, lse_term, minus_pair, nf, paired_log_softmax, pass_terms, ratio, run_lse,
+    tie_value, times_pair, widened_sums, LaneShift, LineSums, Shift, M_LIMIT, PAIR_MIN_LEN,
+    RUN_MIN_LEN,
 };
 use crate::simd::{Element, Simd, VLANES};
 
@@ -76,6 +77,12 @@ pub(crate) unsafe fn tile<S: Simd>(
         // SAFETY: forwarded contract.
         unsafe { irregular_lanes(s, tile, n, &nan, &mut ms) }
     };
+    // log_softmax rows that sum in pairs (`paired_log_softmax`, rows of at least
+    // `PAIR_MIN_LEN`, which reach a tile only along a non-last axis or beside a NaN column)
+    // take the row kernel on a copy at the end, so that every layout returns the 1-D call's
+    // result.
+    // SAFETY: forwarded contract.
+    let saved_paired = unsafe { paired_lanes(tile, n, op, &ms) };
     // The maxima the entries are compared with to count ties apart: NaN (no entry matches) in
     // the rows whose logsumexp sums rounded terms, as the row kernel does (`fast_lse`).
     let mut m_ties = ms;
@@ -144,11 +151,33 @@ pub(crate) unsafe fn tile<S: Simd>(
         }
     }
 
+    // SAFETY (all): forwarded contract.
+    unsafe { finish_far_lanes(s, tile, n, op, saved_paired, lse) };
     if !regular {
-        // SAFETY: forwarded contract.
         unsafe { finish_far_lanes(s, tile, n, op, saved_far, lse) };
         unsafe { finish_special_lanes(tile, n, op, saved, lse) };
     }
+}
+
+/// The original values of a log_softmax tile's lanes that sum in pairs (see `tile`); `ms`
+/// holds the lanes' maxima (0 for the special and far lanes, which never pair).
+///
+/// # Safety
+/// `tile` must hold `n · 16` floats.
+#[inline(always)]
+unsafe fn paired_lanes(
+    tile: *const f32,
+    n: usize,
+    op: ColOp,
+    ms: &[f32; VLANES],
+) -> Vec<(usize, Vec<f32>)> {
+    if op != ColOp::LogSoftmax || n < PAIR_MIN_LEN {
+        return Vec::new();
+    }
+    let ln_n = (n as f64).ln();
+    let paired = ms.map(|m| paired_log_softmax(m, n, ln_n));
+    // SAFETY: forwarded contract.
+    unsafe { save_special_lanes(tile, n, &paired) }
 }
 
 /// The logsumexp of the lanes whose rows take the row kernel's f32 runs (`run_lse`: rows of

@@ -24,7 +24,10 @@
 //!   the terms' own error (the mean of ≤ 0.73u) and ~n·2⁻⁵² from the f64 sum; the max entries
 //!   are counted apart, so `S − 1` keeps its relative accuracy for `log1p`; log_softmax rounds
 //!   `(x − c_hi) − c_lo` with `c = m + log S` as an f32 pair (≤ 2 ULP, outputs near 0
-//!   included). logsumexp takes these sums only where its result may be below 2 in magnitude;
+//!   included). log_softmax rows of at least 256 whose maximum is at least `2 ln n` or at most
+//!   `−3 ln n` add their rounded `y` in f32 pairs instead, the max entries still counted apart
+//!   ([`paired_log_softmax`], ≤ 3.6 ULP; the contract is 4). logsumexp takes the exact sums
+//!   only where its result may be below 2 in magnitude;
 //!   elsewhere it sums the rounded `y` as softmax does ([`lse_row`], ≤ 0.94 ULP), and rows of
 //!   at least 128 whose result is at least 8 in magnitude sum those `y` in f32 runs first,
 //!   their terms reduced without the `LN2_LO` term ([`RunSumOp`], [`run_terms`], ≤ 0.94 ULP).
@@ -56,7 +59,7 @@ pub(crate) const M_LIMIT: f32 = 65_536.0;
 const EXP_OFFSET: i32 = 64 + 127;
 
 /// Elements per step: two chunks of [`VLANES`], whose exponentials are computed interleaved.
-const BLOCK: usize = 2 * VLANES;
+pub(crate) const BLOCK: usize = 2 * VLANES;
 
 /// f32 vectors per chunk of [`VLANES`] elements.
 #[inline(always)]
@@ -627,7 +630,14 @@ pub(crate) fn widened_sums<S: Simd>(s: S, acc: &[S::V; VLANES]) -> [f64; VLANES]
 /// summed in f64, `y_lo` (below 2⁻²⁴ y) in f32. Widening only `y` halves the f32→f64
 /// conversions, which have one port on AVX2 machines and bounded this pass (widened by
 /// [`Simd::widen_scaled`]'s integer operations instead, as in [`RoundedSumOp`]).
-struct LseSumOp<S: Simd> {
+///
+/// `PAIRED` (log_softmax rows where [`paired_log_softmax`] holds): each `y` rounded, without
+/// its low part, and the two chunks of a block added in f32 (virtual lane `l`: elements `l`
+/// and `16 + l`, one rounding) before the pair is widened, the max entries still counted apart:
+/// 9 of the pass's ~27 vector operations per 16 entries go. `S − count` is then within 2.4u
+/// relative (each rounded term within 1.4u of `e^{x − m}`: 1u from rounding `1 + t`, 0.4u
+/// from `r`, `t` and the polynomial; the pair 1u) instead of 0.73u.
+struct LseSumOp<S: Simd, const PAIRED: bool> {
     m: S::F,
     lanes: LaneShift<S::F>,
     acc: [S::V; VLANES],
@@ -635,11 +645,29 @@ struct LseSumOp<S: Simd> {
     ties: [S::F; VLANES],
 }
 
-impl<S: Simd> BlockOp<S> for LseSumOp<S> {
+impl<S: Simd, const PAIRED: bool> BlockOp<S> for LseSumOp<S, PAIRED> {
     #[inline(always)]
     unsafe fn block(&mut self, s: S, v: &[S::F; BLOCK], _out: *mut f32) {
         let (t, p2) = exp_terms(s, v, nb::<S>(), &self.lanes);
         let one = s.fsplat(1.0);
+        if PAIRED {
+            let mut y = t;
+            for j in 0..nb::<S>() {
+                let at_max = s.feq(v[j], self.m);
+                y[j] = s.ffma_drop(at_max, t[j], p2[j], p2[j]);
+                let a = j % nf::<S>();
+                self.ties[a] = s.fadd_keep(at_max, self.ties[a], one);
+            }
+            // Vectors a and nf + a hold the same virtual lanes of the block's two chunks.
+            for a in 0..nf::<S>() {
+                let pair = s.fadd(y[a], y[nf::<S>() + a]);
+                for i in 0..ratio::<S>() {
+                    let k = a * ratio::<S>() + i;
+                    self.acc[k] = s.add(self.acc[k], s.widen_scaled(pair, i));
+                }
+            }
+            return;
+        }
         for j in 0..nb::<S>() {
             let a = j % nf::<S>();
             let (y, y_lo, at_max) = lse_term(s, t[j], p2[j], v[j], self.m);
@@ -712,7 +740,8 @@ impl<S: Simd> BlockOp<S> for ScaleOp<S> {
 
 /// `out_i = (x_i − c_hi) − c_lo` with `c_hi + c_lo = m + log S` (an f32 pair).
 ///
-/// Within 2 ULP: where `x_i − c_hi` is inexact it is at least `c_hi/2` in magnitude and
+/// Within 2 ULP with the exact sums (3.6 with the pairs, see [`paired_log_softmax`]): where
+/// `x_i − c_hi` is inexact it is at least `c_hi/2` in magnitude and
 /// `c_lo` is small next to it; where it cancels (x near m, log S below ulp(m)) it is exact
 /// (Sterbenz) and `c_lo` carries `log S` to f32 precision, so outputs near 0 keep their
 /// relative accuracy.
@@ -757,12 +786,37 @@ unsafe fn lse_sum<S: Simd>(
     n: usize,
     m: f32,
     shift: Shift,
+    next: NextRow,
+    out_lines: NextRow,
+    pending: &mut PendingWrite,
+    paired: bool,
+) -> f64 {
+    // SAFETY (both): forwarded contract.
+    if paired {
+        unsafe { lse_sum_of::<S, true>(s, x, n, m, shift, next, out_lines, pending) }
+    } else {
+        unsafe { lse_sum_of::<S, false>(s, x, n, m, shift, next, out_lines, pending) }
+    }
+}
+
+/// [`lse_sum`] with its sum kind (see [`LseSumOp`]) as a constant.
+///
+/// # Safety
+/// As for [`lse_sum`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // as lse_sum
+unsafe fn lse_sum_of<S: Simd, const PAIRED: bool>(
+    s: S,
+    x: *const f32,
+    n: usize,
+    m: f32,
+    shift: Shift,
     mut next: NextRow,
     mut out_lines: NextRow,
     pending: &mut PendingWrite,
 ) -> f64 {
     let factor = RowFactor::of(s, shift, m);
-    let mut op = LseSumOp::<S> {
+    let mut op = LseSumOp::<S, PAIRED> {
         m: s.fsplat(m),
         lanes: LaneShift::splat(s, shift),
         acc: [s.splat(0.0); VLANES],
@@ -1017,6 +1071,29 @@ pub(crate) fn tie_value(m: f32, ln_n: f64, lse: bool) -> f32 {
     }
 }
 
+/// Whether a float32 log_softmax line of `n` entries (`ln_n = ln n`) with maximum `m` sums
+/// its terms in pairs ([`LseSumOp`]'s `PAIRED`): lines of at least [`PAIR_MIN_LEN`] with
+/// `m ≥ 2 ln n` or `m ≤ −3 ln n`. Rows, tiles and strips decide alike.
+///
+/// Error (u = 2⁻²⁴, `L = log S ≤ ln n`): the pairs leave `L` within 2.4u·L (`S − count` within
+/// 2.4u relative, see [`LseSumOp`]; `log1p` of it loses no more: `s/((1 + s)·log1p(s)) ≤ 1`),
+/// i.e. at most 2.4 ULP of an output `out = (x − m) − L`, whose magnitude is at least `L`.
+/// The write pass `(x − c_hi) − c_lo` ([`LogSoftmaxOp`]) adds one rounding where `x − c_hi`
+/// is exact (≤ 3.4 ULP in all) and two where it is not. By the bound on `m`, `x − c_hi` is
+/// exact (Sterbenz: `c_hi/2 ≤ x ≤ 2c_hi`, `c = m + L`) unless `m − x > L/2`, so the output is
+/// then more than 1.5 times `L` and at most two thirds of the 2.4u reach it: ≤ 1.6 + 1 + 1
+/// ULP. Within the 4 ULP contract either way (the exact sums: 2 ULP). Lines nearer 0,
+/// such as `N(0, 1)` logits, keep the exact sums: there `x − c_hi` can round where `L` is most
+/// of the output.
+pub(crate) fn paired_log_softmax(m: f32, n: usize, ln_n: f64) -> bool {
+    let m = m as f64;
+    n >= PAIR_MIN_LEN && (m >= 2.0 * ln_n || m <= -3.0 * ln_n)
+}
+
+/// See [`paired_log_softmax`]: longer than the rows that go to the column tiles by the tile
+/// (`MEDIUM_ROW_LOG32`), so only lines along another axis reach a tile with it.
+pub(crate) const PAIR_MIN_LEN: usize = 256;
+
 /// Rows whose logsumexp is certain to be at least this far from 0 take the fast pass of
 /// [`lse_row`] (see [`fast_lse`]).
 const FAST_LSE_MIN: f64 = 2.0;
@@ -1070,7 +1147,7 @@ pub(crate) unsafe fn lse_row<S: Simd>(s: S, x: *const f32, n: usize, next: NextR
         log_sum_one(s, op.total(s), 0.0, shift, m)
     } else {
         let mut none = PendingWrite::NONE;
-        unsafe { lse_sum(s, x, n, m, shift, next, NextRow::NONE, &mut none) }
+        unsafe { lse_sum(s, x, n, m, shift, next, NextRow::NONE, &mut none, false) }
     };
     Some(m as f64 + sum)
 }
@@ -1554,7 +1631,8 @@ pub(crate) unsafe fn softmax_row_deferring<S: Simd>(
     };
     if log {
         let own = NextRow::own_output(x, out);
-        let sum = unsafe { lse_sum(s, x, n, m, shift, next, own, pending) };
+        let paired = paired_log_softmax(m, n, (n as f64).ln());
+        let sum = unsafe { lse_sum(s, x, n, m, shift, next, own, pending, paired) };
         // m + log S as an f64 pair first: log S may be far below ulp(m).
         let (c, c_err) = two_sum(m as f64, sum);
         let (c_hi, c_lo) = f32_pair(c, c_err);

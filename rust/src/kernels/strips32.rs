@@ -23,8 +23,8 @@
 use super::cols32::{line_results, ColOp, LineResults};
 use super::rows::{load_chunk, tree};
 use super::rows32::{
-    lse_term, minus_pair, nf, pass_terms, ratio, run_lse, run_terms, tie_value, times_pair,
-    widened_sums, LaneShift, LineSums, Shift, RUN_MIN_LEN,
+    exp_terms, lse_term, minus_pair, nf, paired_log_softmax, pass_terms, ratio, run_lse, run_terms,
+    tie_value, times_pair, widened_sums, LaneShift, LineSums, Shift, BLOCK, RUN_MIN_LEN,
 };
 use crate::simd::{prefetch, Simd, VLANES};
 
@@ -197,18 +197,26 @@ pub(crate) unsafe fn strip<S: Simd>(
         [low[c], k_mm[c], bias[c]] = shifts[c].lane_values();
     }
 
-    // logsumexp columns that take the row kernel's f32 runs (`run_lse`) get their sums from
-    // `run_sums`; the others (all of them when none does) from pass 2 below.
+    // logsumexp columns that take the row kernel's f32 runs (`run_lse`) and log_softmax
+    // columns that take its pairs (`paired_log_softmax`) get their sums from `run_sums`; the
+    // others (all of them when none does) from pass 2 below.
     let ln_n = (n as f64).ln();
+    let log = op == ColOp::LogSoftmax;
     let runs: Vec<bool> = m
         .iter()
-        .map(|&m| op == ColOp::Lse && run_lse(m, n, ln_n))
+        .map(|&m| match op {
+            ColOp::Lse => run_lse(m, n, ln_n),
+            ColOp::LogSoftmax => paired_log_softmax(m, n, ln_n),
+            ColOp::Softmax => false,
+        })
         .collect();
-    let run_totals = if runs.contains(&true) {
+    let (run_totals, run_ties) = if !runs.contains(&true) {
+        (Vec::new(), Vec::new())
+    } else if log {
         // SAFETY: forwarded contract.
-        unsafe { run_sums(s, x, n, w, [&low, &k_mm, &bias], fetch) }
+        unsafe { run_sums::<S, true>(s, x, n, w, [&low, &k_mm, &bias, &m], fetch) }
     } else {
-        Vec::new()
+        unsafe { run_sums::<S, false>(s, x, n, w, [&low, &k_mm, &bias, &m], fetch) }
     };
 
     // Pass 2: two rows at a time, 16 columns per step; the sums live in per-column arrays.
@@ -281,8 +289,10 @@ pub(crate) unsafe fn strip<S: Simd>(
         };
         for b in 0..VLANES {
             if runs[c0 + b] {
-                // No low parts and no max entries counted apart (its tie value is NaN).
-                (sums.acc[b], sums.lo[b], sums.ties[b]) = (run_totals[c0 + b], 0.0, 0.0);
+                // No low parts; logsumexp's runs count no max entries apart (its tie value
+                // is NaN), log_softmax's pairs do.
+                let ties = if log { run_ties[c0 + b] } else { 0.0 };
+                (sums.acc[b], sums.lo[b], sums.ties[b]) = (run_totals[c0 + b], 0.0, ties);
             }
         }
         match line_results(s, &sums, op) {
@@ -335,28 +345,33 @@ pub(crate) unsafe fn strip<S: Simd>(
     true
 }
 
-/// For logsumexp columns that take the f32 runs of the row kernel (see `rows32::run_lse`):
-/// each column's `Σ y` (scaled by 2⁶⁴) by the row kernel's operations, in its order. Element
-/// `i` of a column is the row kernel's element `i`: virtual lane `i % 16` of block `i / 32`,
-/// so row `i` is held (`pend`) until row `i + 16` joins it in the pair, the pairs of a lane
-/// are summed in f32 over each run of 128 rows (`run`), and each run's sum is widened into the
-/// lane's f64 sum (`acc`); at the end the 16 lanes are added as a tree. Every column gets a
-/// value; the caller keeps those of its run columns.
+/// For logsumexp columns that take the f32 runs of the row kernel (see `rows32::run_lse`),
+/// or with `LOG` log_softmax columns that take its pairs (`rows32::paired_log_softmax`):
+/// each column's `Σ y` (scaled by 2⁶⁴) by the row kernel's operations, in its order, and with
+/// `LOG` its number of max entries (counted apart, their `y` zero). Element `i` of a column is
+/// the row kernel's element `i`: virtual lane `i % 16` of block `i / 32`, so row `i` is held
+/// (`pend`) until row `i + 16` joins it in the pair, the pairs of a lane are summed in f32
+/// over each run of 128 rows (`run`; with `LOG` a run is one block, the pair alone), and each
+/// run's sum is widened into the lane's f64 sum (`acc`); at the end the 16 lanes are added as
+/// a tree. Every column gets a value; the caller keeps those of its run columns.
 ///
 /// # Safety
-/// As for [`strip`]; `consts` are the `low`, `k_mm` and `bias` lane values of the `w` columns;
-/// `fetch` as for [`strip`].
+/// As for [`strip`]; `consts` are the `low`, `k_mm` and `bias` lane values and the maxima of
+/// the `w` columns; `fetch` as for [`strip`].
 #[inline(always)]
-unsafe fn run_sums<S: Simd>(
+unsafe fn run_sums<S: Simd, const LOG: bool>(
     s: S,
     x: StripView<f32>,
     n: usize,
     w: usize,
-    consts: [&[f32]; 3],
+    consts: [&[f32]; 4],
     fetch: bool,
-) -> Vec<f64> {
+) -> (Vec<f64>, Vec<f32>) {
     let l32 = S::LANES32;
-    let [low, k_mm, bias] = consts;
+    let [low, k_mm, bias, maxima] = consts;
+    let run_rows = if LOG { BLOCK } else { RUN_MIN_LEN };
+    let one = s.fsplat(1.0);
+    let mut ties = vec![0.0f32; if LOG { w } else { 0 }];
     // Lane l of column c at l · w + c: per row one lane's w columns, a contiguous run (the
     // whole strip at once; pieces of 512 or 1024 columns of a full-width strip measured
     // 6–17% slower on (1000, 4096) without fetching ahead, which narrow strips now do).
@@ -383,9 +398,21 @@ unsafe fn run_sums<S: Simd>(
                 for j in 0..nf::<S>() {
                     v[j] = s.fload(x.row(i).add(c + j * l32));
                 }
-                let (t, p2) = run_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes);
+                let (t, p2) = if LOG {
+                    exp_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes)
+                } else {
+                    run_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes)
+                };
                 for j in 0..nf::<S>() {
-                    let y = s.ffma(t[j], p2[j], p2[j]);
+                    let y = if LOG {
+                        let at = c + j * l32;
+                        let at_max = s.feq(v[j], s.fload(maxima.as_ptr().add(at)));
+                        let count = s.fload(ties.as_ptr().add(at));
+                        s.fstore(ties.as_mut_ptr().add(at), s.fadd_keep(at_max, count, one));
+                        s.ffma_drop(at_max, t[j], p2[j], p2[j])
+                    } else {
+                        s.ffma(t[j], p2[j], p2[j])
+                    };
                     let k = lane + c + j * l32;
                     if second {
                         let pair = s.fadd(s.fload(pend.as_ptr().add(k)), y);
@@ -397,7 +424,7 @@ unsafe fn run_sums<S: Simd>(
                 }
             }
         }
-        if (i + 1) % RUN_MIN_LEN == 0 {
+        if (i + 1) % run_rows == 0 {
             flush_runs(s, &mut run, &mut acc);
         }
     }
@@ -427,7 +454,7 @@ unsafe fn run_sums<S: Simd>(
             totals[c + b] = tree(by_column[b], |a, b| a + b);
         }
     }
-    totals
+    (totals, ties)
 }
 
 /// [`run_sums`]: add the runs (of 16 lanes of `w` columns, a multiple of 16) into the f64
