@@ -653,8 +653,9 @@ impl<S: Simd, const PAIRED: bool> BlockOp<S> for LseSumOp<S, PAIRED> {
         if PAIRED {
             let mut y = t;
             for j in 0..nb::<S>() {
-                let at_max = s.feq(v[j], self.m);
-                y[j] = s.ffma_drop(at_max, t[j], p2[j], p2[j]);
+                // The exact split's low part goes unused (and uncomputed).
+                let (y_j, _, at_max) = lse_term(s, t[j], p2[j], v[j], self.m);
+                y[j] = y_j;
                 let a = j % nf::<S>();
                 self.ties[a] = s.fadd_keep(at_max, self.ties[a], one);
             }
@@ -1631,7 +1632,8 @@ pub(crate) unsafe fn softmax_row_deferring<S: Simd>(
     };
     if log {
         let own = NextRow::own_output(x, out);
-        let paired = paired_log_softmax(m, n, (n as f64).ln());
+        // The length first: no logarithm for the rows too short to pair.
+        let paired = n >= PAIR_MIN_LEN && paired_log_softmax(m, n, (n as f64).ln());
         let sum = unsafe { lse_sum(s, x, n, m, shift, next, own, pending, paired) };
         // m + log S as an f64 pair first: log S may be far below ulp(m).
         let (c, c_err) = two_sum(m as f64, sum);

@@ -406,10 +406,11 @@ unsafe fn run_sums<S: Simd, const LOG: bool>(
                 for j in 0..nf::<S>() {
                     let y = if LOG {
                         let at = c + j * l32;
-                        let at_max = s.feq(v[j], s.fload(maxima.as_ptr().add(at)));
+                        let m = s.fload(maxima.as_ptr().add(at));
+                        let (y, _, at_max) = lse_term(s, t[j], p2[j], v[j], m);
                         let count = s.fload(ties.as_ptr().add(at));
                         s.fstore(ties.as_mut_ptr().add(at), s.fadd_keep(at_max, count, one));
-                        s.ffma_drop(at_max, t[j], p2[j], p2[j])
+                        y
                     } else {
                         s.ffma(t[j], p2[j], p2[j])
                     };
