@@ -699,6 +699,41 @@ def test_logsumexp_fast_and_exact_sums_agree_across_layouts(dtype, n, layout):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("n", [256, 1000, 1010, 1043])
+@pytest.mark.parametrize("layout", ["strips", "column tiles", "rows"])
+def test_paired_log_softmax_agrees_across_layouts(n, layout):
+    """float32 log_softmax lines of at least 256 whose maxima are at least 2 ln n or at most
+    -3 ln n add their terms in pairs (`rows32::paired_log_softmax`); the axis-0 strips take
+    rows i and i + 16 of each block of 32 in one step, the column tiles the row kernel, and
+    lines with maxima on both sides of those bounds, side by side, equal the 1-D call bit for
+    bit: lengths with a last block of 0, 8, 18 and 19 rows (a first half with and without a
+    partner for each lane), ties at the max, and -inf entries."""
+    rng = np.random.default_rng(n)
+    width = 512
+    ln_n = np.log(n)
+    tops = np.concatenate(
+        [
+            2 * ln_n + rng.uniform(0.0, 0.5, 192),
+            -3 * ln_n - rng.uniform(0.0, 0.5, 192),
+            np.linspace(-3.5 * ln_n, 2.5 * ln_n, width - 2 * 192),
+        ]
+    )
+    x = (tops - rng.exponential(2.0, (n, width))).astype(np.float32)
+    x[rng.integers(0, n, (3, width)), np.arange(width)] = tops.astype(np.float32)
+    x[::97, 5] = -np.inf
+    expected = np.stack([log_softmax(np.ascontiguousarray(x[:, c])) for c in range(width)], 1)
+    if layout == "strips":
+        got = log_softmax(x, axis=0)
+    elif layout == "column tiles":  # a NaN column sends the whole strip to the tiles
+        with_nan = np.concatenate([np.full((n, 1), np.nan, np.float32), x], axis=1)
+        got = log_softmax(with_nan, axis=0)
+        assert np.isnan(got[:, 0]).all()
+        got = got[:, 1:]
+    else:
+        got = log_softmax(np.ascontiguousarray(x.T), axis=1).T
+    np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("step", [2, 3, 4, 5, -1, -2])
 def test_strided_rows_match_contiguous(dtype, step):

@@ -349,11 +349,12 @@ pub(crate) unsafe fn strip<S: Simd>(
 /// or with `LOG` log_softmax columns that take its pairs (`rows32::paired_log_softmax`):
 /// each column's `Σ y` (scaled by 2⁶⁴) by the row kernel's operations, in its order, and with
 /// `LOG` its number of max entries (counted apart, their `y` zero). Element `i` of a column is
-/// the row kernel's element `i`: virtual lane `i % 16` of block `i / 32`, so row `i` is held
-/// (`pend`) until row `i + 16` joins it in the pair, the pairs of a lane are summed in f32
-/// over each run of 128 rows (`run`; with `LOG` a run is one block, the pair alone), and each
-/// run's sum is widened into the lane's f64 sum (`acc`); at the end the 16 lanes are added as
-/// a tree. Every column gets a value; the caller keeps those of its run columns.
+/// the row kernel's element `i`: virtual lane `i % 16` of block `i / 32`, so the rows are
+/// taken as the pairs of each block, rows `i` and `i + 16` in one step ([`pair_step`]); the
+/// pairs of a lane are summed in f32 over each run of 128 rows (`run`) and each run's sum is
+/// widened into the lane's f64 sum (`acc`), or with `LOG`, whose run is one block, each pair
+/// is widened into `acc` at once; at the end the 16 lanes are added as a tree. Every column
+/// gets a value; the caller keeps those of its run columns.
 ///
 /// # Safety
 /// As for [`strip`]; `consts` are the `low`, `k_mm` and `bias` lane values and the maxima of
@@ -367,85 +368,51 @@ unsafe fn run_sums<S: Simd, const LOG: bool>(
     consts: [&[f32]; 4],
     fetch: bool,
 ) -> (Vec<f64>, Vec<f32>) {
-    let l32 = S::LANES32;
-    let [low, k_mm, bias, maxima] = consts;
-    let run_rows = if LOG { BLOCK } else { RUN_MIN_LEN };
-    let one = s.fsplat(1.0);
-    let mut ties = vec![0.0f32; if LOG { w } else { 0 }];
-    // Lane l of column c at l · w + c: per row one lane's w columns, a contiguous run (the
-    // whole strip at once; pieces of 512 or 1024 columns of a full-width strip measured
-    // 6–17% slower on (1000, 4096) without fetching ahead, which narrow strips now do).
-    let mut pend = vec![0.0f32; VLANES * w];
-    let mut run = vec![0.0f32; VLANES * w];
-    let mut acc = vec![0.0f64; VLANES * w];
-    for i in 0..n {
+    let mut state = RunState {
+        consts,
+        // Lane l of column c at l · w + c: per row one lane's w columns, a contiguous run (the
+        // whole strip at once; pieces of 512 or 1024 columns of a full-width strip measured
+        // 6–17% slower on (1000, 4096) without fetching ahead, which narrow strips now do).
+        run: vec![0.0f32; if LOG { 0 } else { VLANES * w }],
+        acc: vec![0.0f64; VLANES * w],
+        ties: vec![0.0f32; if LOG { w } else { 0 }],
+    };
+    // Pair p: rows `first(p)` and `first(p) + 16`.
+    let first = |p: usize| p / VLANES * BLOCK + p % VLANES;
+    let mut p = 0;
+    while first(p) < n {
+        let i = first(p);
         if fetch {
-            fetch_row(x, i + AHEAD_ROWS, n, w);
+            // Two rows a step, as pass 2 asks for them.
+            let ahead = first(p + AHEAD_ROWS / 2);
+            fetch_row(x, ahead, n, w);
+            fetch_row(x, ahead + VLANES, n, w);
         }
-        let lane = (i % VLANES) * w;
-        let second = (i / VLANES) % 2 == 1;
-        for c in (0..w).step_by(VLANES) {
-            // SAFETY: row i and columns c .. c + 16 are inside the strip; the constant arrays
-            // hold w ≥ c + 16 values and the state arrays VLANES · w.
-            unsafe {
-                let lanes = LaneShift::load(
-                    s,
-                    low.as_ptr().add(c),
-                    k_mm.as_ptr().add(c),
-                    bias.as_ptr().add(c),
-                );
-                let mut v = [s.fsplat(0.0); VLANES];
-                for j in 0..nf::<S>() {
-                    v[j] = s.fload(x.row(i).add(c + j * l32));
-                }
-                let (t, p2) = if LOG {
-                    exp_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes)
-                } else {
-                    run_terms::<S, VLANES>(s, &v, nf::<S>(), &lanes)
-                };
-                for j in 0..nf::<S>() {
-                    let y = if LOG {
-                        let at = c + j * l32;
-                        let m = s.fload(maxima.as_ptr().add(at));
-                        let (y, _, at_max) = lse_term(s, t[j], p2[j], v[j], m);
-                        let count = s.fload(ties.as_ptr().add(at));
-                        s.fstore(ties.as_mut_ptr().add(at), s.fadd_keep(at_max, count, one));
-                        y
-                    } else {
-                        s.ffma(t[j], p2[j], p2[j])
-                    };
-                    let k = lane + c + j * l32;
-                    if second {
-                        let pair = s.fadd(s.fload(pend.as_ptr().add(k)), y);
-                        let sum = s.fadd(s.fload(run.as_ptr().add(k)), pair);
-                        s.fstore(run.as_mut_ptr().add(k), sum);
-                    } else {
-                        s.fstore(pend.as_mut_ptr().add(k), y);
-                    }
-                }
+        // SAFETY (both calls): rows i and (when < n) i + 16 are inside the strip; forwarded
+        // contract.
+        unsafe {
+            if i + VLANES < n {
+                pair_step::<S, LOG, 2>(s, x, i, w, &mut state);
+            } else {
+                // The last block's first-half rows without a partner: `y + 0 = y`.
+                pair_step::<S, LOG, 1>(s, x, i, w, &mut state);
             }
         }
-        if (i + 1) % run_rows == 0 {
-            flush_runs(s, &mut run, &mut acc);
+        p += 1;
+        if !LOG && first(p).is_multiple_of(RUN_MIN_LEN) {
+            flush_runs(s, &mut state.run, &mut state.acc);
         }
     }
-    // The last block's first-half rows without a partner pair with 0: `y + 0 = y`.
-    let last = (n - 1) / (2 * VLANES) * (2 * VLANES);
-    for l in 0..VLANES.min(n - last) {
-        if last + VLANES + l >= n {
-            for k in l * w..(l + 1) * w {
-                run[k] += pend[k];
-            }
-        }
+    if !LOG {
+        flush_runs(s, &mut state.run, &mut state.acc);
     }
-    flush_runs(s, &mut run, &mut acc);
     let mut totals = vec![0.0f64; w];
     for c in (0..w).step_by(VLANES) {
         // Each lane's 16 columns in column order, unscaled, then the row kernel's tree.
         let mut by_column = [[0.0f64; VLANES]; VLANES];
         for l in 0..VLANES {
             // SAFETY: acc holds VLANES · w ≥ l · w + c + 16 doubles.
-            let scaled = unsafe { load_chunk::<S, f64>(s, acc.as_ptr().add(l * w + c)) };
+            let scaled = unsafe { load_chunk::<S, f64>(s, state.acc.as_ptr().add(l * w + c)) };
             let sums = widened_sums(s, &scaled);
             for b in 0..VLANES {
                 by_column[b][l] = sums[b];
@@ -455,7 +422,86 @@ unsafe fn run_sums<S: Simd, const LOG: bool>(
             totals[c + b] = tree(by_column[b], |a, b| a + b);
         }
     }
-    (totals, ties)
+    (totals, state.ties)
+}
+
+/// The sums of [`run_sums`] and the per-column values it reads.
+struct RunState<'a> {
+    consts: [&'a [f32]; 4],
+    run: Vec<f32>,
+    acc: Vec<f64>,
+    ties: Vec<f32>,
+}
+
+/// [`run_sums`] on the pair of rows `i` and `i + 16` (`ROWS` = 2), or row `i` alone (`ROWS` =
+/// 1), of every column: the pair's sum is added to lane `i % 16`'s run, or with `LOG` widened
+/// into its f64 sum, and (with `LOG`) its max entries counted.
+///
+/// # Safety
+/// As for [`strip`], for these rows; `state` as [`run_sums`] made it for `w` columns.
+#[inline(always)]
+unsafe fn pair_step<S: Simd, const LOG: bool, const ROWS: usize>(
+    s: S,
+    x: StripView<f32>,
+    i: usize,
+    w: usize,
+    state: &mut RunState,
+) {
+    let (l32, per) = (S::LANES32, nf::<S>());
+    let [low, k_mm, bias, maxima] = state.consts;
+    let lane = i % VLANES * w;
+    let one = s.fsplat(1.0);
+    for c in (0..w).step_by(VLANES) {
+        // SAFETY: rows i, i + 16 · (ROWS − 1) and columns c .. c + 16 are inside the strip;
+        // the constant arrays hold w ≥ c + 16 values and the state arrays VLANES · w (ties w).
+        unsafe {
+            let lanes = LaneShift::load(
+                s,
+                low.as_ptr().add(c),
+                k_mm.as_ptr().add(c),
+                bias.as_ptr().add(c),
+            );
+            let mut v = [s.fsplat(0.0); 2 * VLANES];
+            for r in 0..ROWS {
+                for j in 0..per {
+                    v[r * per + j] = s.fload(x.row(i + r * VLANES).add(c + j * l32));
+                }
+            }
+            let count = ROWS * per;
+            let (t, p2) = if LOG {
+                exp_terms::<S, { 2 * VLANES }>(s, &v, count, &lanes)
+            } else {
+                run_terms::<S, { 2 * VLANES }>(s, &v, count, &lanes)
+            };
+            for j in 0..per {
+                let at = c + j * l32;
+                let mut pair = s.fsplat(0.0);
+                if LOG {
+                    let m = s.fload(maxima.as_ptr().add(at));
+                    let mut ties = s.fload(state.ties.as_ptr().add(at));
+                    for r in 0..ROWS {
+                        let k = r * per + j;
+                        let (y, _, at_max) = lse_term(s, t[k], p2[k], v[k], m);
+                        ties = s.fadd_keep(at_max, ties, one);
+                        pair = if r == 0 { y } else { s.fadd(pair, y) };
+                    }
+                    s.fstore(state.ties.as_mut_ptr().add(at), ties);
+                    for r in 0..ratio::<S>() {
+                        let p = state.acc.as_mut_ptr().add(lane + at + r * S::LANES);
+                        s.store_f64(p, s.add(s.load_f64(p), s.widen_scaled(pair, r)));
+                    }
+                } else {
+                    for r in 0..ROWS {
+                        let k = r * per + j;
+                        let y = s.ffma(t[k], p2[k], p2[k]);
+                        pair = if r == 0 { y } else { s.fadd(pair, y) };
+                    }
+                    let p = state.run.as_mut_ptr().add(lane + at);
+                    s.fstore(p, s.fadd(s.fload(p), pair));
+                }
+            }
+        }
+    }
 }
 
 /// [`run_sums`]: add the runs (of 16 lanes of `w` columns, a multiple of 16) into the f64
