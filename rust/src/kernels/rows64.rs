@@ -126,6 +126,29 @@ trait ChunkOp<S: Simd> {
     /// # Safety
     /// A non-null `out` must be writable for `VLANES` doubles.
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64);
+
+    /// Process two consecutive chunks (`v`: the first's vectors, then the second's) as two
+    /// calls of [`ChunkOp::chunk`] would, bit for bit (see [`for_chunks`]).
+    ///
+    /// # Safety
+    /// A non-null `out` must be writable for `2 · VLANES` doubles.
+    #[inline(always)]
+    unsafe fn chunk_pair(&mut self, s: S, v: &[S::V; 2 * VLANES], out: *mut f64) {
+        let per = nv::<S>();
+        let mut first = [s.splat(0.0); VLANES];
+        let mut second = [s.splat(0.0); VLANES];
+        first[..per].copy_from_slice(&v[..per]);
+        second[..per].copy_from_slice(&v[per..2 * per]);
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.chunk(s, &first, out);
+            self.chunk(
+                s,
+                &second,
+                if out.is_null() { out } else { out.add(VLANES) },
+            );
+        }
+    }
 }
 
 impl<S: Simd, Op: ChunkOp<S>> ChunkOp<S> for Fetching<'_, Op> {
@@ -134,6 +157,14 @@ impl<S: Simd, Op: ChunkOp<S>> ChunkOp<S> for Fetching<'_, Op> {
         self.next.fetch_step();
         // SAFETY: forwarded contract.
         unsafe { self.op.chunk(s, v, out) };
+    }
+
+    #[inline(always)]
+    unsafe fn chunk_pair(&mut self, s: S, v: &[S::V; 2 * VLANES], out: *mut f64) {
+        self.next.fetch_step();
+        self.next.fetch_step();
+        // SAFETY: forwarded contract.
+        unsafe { self.op.chunk_pair(s, v, out) };
     }
 }
 
@@ -151,6 +182,23 @@ unsafe fn for_chunks<S: Simd, Op: ChunkOp<S>>(
 ) {
     let full = n - n % VLANES;
     let mut i = 0;
+    // Where a chunk is two vectors (AVX-512), two chunks at a time: the ops whose chunks are
+    // long chains of dependent operations (the exponential passes) take both chunks' at once,
+    // so that enough independent work is in flight. A/B, bit-identical, one thread, float64
+    // softmax / log_softmax / logsumexp: ×1.06–1.14 / ×1.05–1.14 / ×1.02–1.05 on (1, 100000)
+    // and (64, 32000); with AVX2's four-vector chunks (eight at a time) softmax ×0.90–0.94.
+    while nv::<S>() <= 2 && i + 2 * VLANES <= full {
+        // SAFETY: i + 2·VLANES <= n for x and out.
+        unsafe {
+            let mut v = [s.splat(0.0); 2 * VLANES];
+            let per = nv::<S>();
+            v[..per].copy_from_slice(&load_chunk::<S, f64>(s, x.add(i))[..per]);
+            v[per..2 * per].copy_from_slice(&load_chunk::<S, f64>(s, x.add(i + VLANES))[..per]);
+            let o = if out.is_null() { out } else { out.add(i) };
+            op.chunk_pair(s, &v, o);
+        }
+        i += 2 * VLANES;
+    }
     while i < full {
         // SAFETY: i + VLANES <= n for x and out.
         unsafe {
@@ -360,6 +408,28 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
 
 impl<S: Simd, const STORE: bool> ChunkOp<S> for RoundedSumOp<S, STORE> {
     #[inline(always)]
+    unsafe fn chunk_pair(&mut self, s: S, v: &[S::V; 2 * VLANES], out: *mut f64) {
+        let per = nv::<S>();
+        let (t, p2) = if STORE {
+            exp_terms::<S, { 2 * VLANES }, false>(s, v, 2 * per, &self.lanes)
+        } else {
+            exp_terms::<S, { 2 * VLANES }, true>(s, v, 2 * per, &self.lanes)
+        };
+        for k in 0..2 * per {
+            let j = k % per;
+            let y = s.fma(t[k], p2[k], p2[k]);
+            if STORE {
+                // SAFETY: `out` has room for two chunks (the trait's contract).
+                unsafe { s.store_f64(out.add(k / per * VLANES + j * S::LANES), y) };
+            }
+            let sum = s.add(self.hi[j], y);
+            let err = s.sub(y, s.sub(sum, self.hi[j]));
+            self.hi[j] = sum;
+            self.lo[j] = s.add(self.lo[j], err);
+        }
+    }
+
+    #[inline(always)]
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64) {
         // Without the store this is the fast logsumexp pass: the fast terms.
         let (t, p2) = if STORE {
@@ -393,6 +463,20 @@ struct LseSumOp<S: Simd> {
 }
 
 impl<S: Simd> ChunkOp<S> for LseSumOp<S> {
+    #[inline(always)]
+    unsafe fn chunk_pair(&mut self, s: S, v: &[S::V; 2 * VLANES], _out: *mut f64) {
+        let per = nv::<S>();
+        let (t, p2) = exp_terms::<S, { 2 * VLANES }, false>(s, v, 2 * per, &self.lanes);
+        let (zero, one) = (s.splat(0.0), s.splat(1.0));
+        for k in 0..2 * per {
+            let j = k % per;
+            let at_max = s.eq(v[k], self.m);
+            self.ties = s.add(self.ties, s.select(at_max, one, zero));
+            let (y, y_lo) = lse_term(s, t[k], p2[k], at_max);
+            accumulate(s, &mut self.hi[j], &mut self.lo[j], y, y_lo);
+        }
+    }
+
     #[inline(always)]
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], _out: *mut f64) {
         let (t, p2) = exp_terms::<S, VLANES, false>(s, v, nv::<S>(), &self.lanes);
