@@ -118,6 +118,9 @@ pub(crate) fn sum_to_max(count: f64, others: (f64, f64), factor: (f64, f64)) -> 
     }
 }
 
+/// The most chunks an op takes at once ([`ChunkOp::GROUP`]).
+const MAX_GROUP: usize = 4;
+
 /// The work on one chunk of [`VLANES`] elements; a trait rather than a closure so that it
 /// inlines into the ISA's target features.
 trait ChunkOp<S: Simd> {
@@ -127,26 +130,39 @@ trait ChunkOp<S: Simd> {
     /// A non-null `out` must be writable for `VLANES` doubles.
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64);
 
-    /// Process two consecutive chunks (`v`: the first's vectors, then the second's) as two
-    /// calls of [`ChunkOp::chunk`] would, bit for bit (see [`for_chunks`]).
+    /// Chunks per [`ChunkOp::chunk_group`] where a chunk is two vectors (AVX-512): the
+    /// exponential passes take a group's terms at once, so that enough independent work is in
+    /// flight behind each term's chain of about 20 dependent operations. A/B, bit-identical,
+    /// one thread, float64 softmax / log_softmax / logsumexp on (1, 100000) and (64, 32000):
+    /// two chunks ×1.06–1.14 / ×1.05–1.14 / ×1.02–1.05 over one; four ×1.00 / ×0.94–0.96 /
+    /// ×1.04–1.05 over two, so logsumexp's fast pass takes four and the others two. Eight
+    /// (16 vectors) no longer fit the registers. AVX2's chunks are four vectors already; two
+    /// at a time measured ×0.90–0.94 for softmax, so it takes one (see [`for_chunks`]).
+    const GROUP: usize = 1;
+
+    /// Process [`ChunkOp::GROUP`] consecutive chunks (`v`: the first's vectors, then the
+    /// second's, ...) as that many calls of [`ChunkOp::chunk`] would, bit for bit.
     ///
     /// # Safety
-    /// A non-null `out` must be writable for `2 · VLANES` doubles.
+    /// A non-null `out` must be writable for `GROUP · VLANES` doubles.
     #[inline(always)]
-    unsafe fn chunk_pair(&mut self, s: S, v: &[S::V; 2 * VLANES], out: *mut f64) {
+    unsafe fn chunk_group(&mut self, s: S, v: &[S::V; MAX_GROUP * VLANES], out: *mut f64) {
         let per = nv::<S>();
-        let mut first = [s.splat(0.0); VLANES];
-        let mut second = [s.splat(0.0); VLANES];
-        first[..per].copy_from_slice(&v[..per]);
-        second[..per].copy_from_slice(&v[per..2 * per]);
-        // SAFETY: forwarded contract.
-        unsafe {
-            self.chunk(s, &first, out);
-            self.chunk(
-                s,
-                &second,
-                if out.is_null() { out } else { out.add(VLANES) },
-            );
+        for g in 0..Self::GROUP {
+            let mut chunk = [s.splat(0.0); VLANES];
+            chunk[..per].copy_from_slice(&v[g * per..(g + 1) * per]);
+            // SAFETY: forwarded contract.
+            unsafe {
+                self.chunk(
+                    s,
+                    &chunk,
+                    if out.is_null() {
+                        out
+                    } else {
+                        out.add(g * VLANES)
+                    },
+                )
+            };
         }
     }
 }
@@ -159,12 +175,15 @@ impl<S: Simd, Op: ChunkOp<S>> ChunkOp<S> for Fetching<'_, Op> {
         unsafe { self.op.chunk(s, v, out) };
     }
 
+    const GROUP: usize = Op::GROUP;
+
     #[inline(always)]
-    unsafe fn chunk_pair(&mut self, s: S, v: &[S::V; 2 * VLANES], out: *mut f64) {
-        self.next.fetch_step();
-        self.next.fetch_step();
+    unsafe fn chunk_group(&mut self, s: S, v: &[S::V; MAX_GROUP * VLANES], out: *mut f64) {
+        for _ in 0..Op::GROUP {
+            self.next.fetch_step();
+        }
         // SAFETY: forwarded contract.
-        unsafe { self.op.chunk_pair(s, v, out) };
+        unsafe { self.op.chunk_group(s, v, out) };
     }
 }
 
@@ -182,22 +201,20 @@ unsafe fn for_chunks<S: Simd, Op: ChunkOp<S>>(
 ) {
     let full = n - n % VLANES;
     let mut i = 0;
-    // Where a chunk is two vectors (AVX-512), two chunks at a time: the ops whose chunks are
-    // long chains of dependent operations (the exponential passes) take both chunks' at once,
-    // so that enough independent work is in flight. A/B, bit-identical, one thread, float64
-    // softmax / log_softmax / logsumexp: ×1.06–1.14 / ×1.05–1.14 / ×1.02–1.05 on (1, 100000)
-    // and (64, 32000); with AVX2's four-vector chunks (eight at a time) softmax ×0.90–0.94.
-    while nv::<S>() <= 2 && i + 2 * VLANES <= full {
-        // SAFETY: i + 2·VLANES <= n for x and out.
+    // Where a chunk is two vectors (AVX-512), the op's group of chunks at a time.
+    let group = Op::GROUP;
+    while nv::<S>() <= 2 && group > 1 && i + group * VLANES <= full {
+        // SAFETY: i + group·VLANES <= n for x and out.
         unsafe {
-            let mut v = [s.splat(0.0); 2 * VLANES];
+            let mut v = [s.splat(0.0); MAX_GROUP * VLANES];
             let per = nv::<S>();
-            v[..per].copy_from_slice(&load_chunk::<S, f64>(s, x.add(i))[..per]);
-            v[per..2 * per].copy_from_slice(&load_chunk::<S, f64>(s, x.add(i + VLANES))[..per]);
+            for k in 0..group * per {
+                v[k] = s.load_f64(x.add(i + k * S::LANES));
+            }
             let o = if out.is_null() { out } else { out.add(i) };
-            op.chunk_pair(s, &v, o);
+            op.chunk_group(s, &v, o);
         }
-        i += 2 * VLANES;
+        i += group * VLANES;
     }
     while i < full {
         // SAFETY: i + VLANES <= n for x and out.
@@ -407,19 +424,21 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
 }
 
 impl<S: Simd, const STORE: bool> ChunkOp<S> for RoundedSumOp<S, STORE> {
+    const GROUP: usize = if STORE { 2 } else { 4 };
+
     #[inline(always)]
-    unsafe fn chunk_pair(&mut self, s: S, v: &[S::V; 2 * VLANES], out: *mut f64) {
+    unsafe fn chunk_group(&mut self, s: S, v: &[S::V; MAX_GROUP * VLANES], out: *mut f64) {
         let per = nv::<S>();
         let (t, p2) = if STORE {
-            exp_terms::<S, { 2 * VLANES }, false>(s, v, 2 * per, &self.lanes)
+            exp_terms::<S, { MAX_GROUP * VLANES }, false>(s, v, Self::GROUP * per, &self.lanes)
         } else {
-            exp_terms::<S, { 2 * VLANES }, true>(s, v, 2 * per, &self.lanes)
+            exp_terms::<S, { MAX_GROUP * VLANES }, true>(s, v, Self::GROUP * per, &self.lanes)
         };
-        for k in 0..2 * per {
+        for k in 0..Self::GROUP * per {
             let j = k % per;
             let y = s.fma(t[k], p2[k], p2[k]);
             if STORE {
-                // SAFETY: `out` has room for two chunks (the trait's contract).
+                // SAFETY: `out` has room for GROUP chunks (the trait's contract).
                 unsafe { s.store_f64(out.add(k / per * VLANES + j * S::LANES), y) };
             }
             let sum = s.add(self.hi[j], y);
@@ -463,12 +482,15 @@ struct LseSumOp<S: Simd> {
 }
 
 impl<S: Simd> ChunkOp<S> for LseSumOp<S> {
+    const GROUP: usize = 2;
+
     #[inline(always)]
-    unsafe fn chunk_pair(&mut self, s: S, v: &[S::V; 2 * VLANES], _out: *mut f64) {
+    unsafe fn chunk_group(&mut self, s: S, v: &[S::V; MAX_GROUP * VLANES], _out: *mut f64) {
         let per = nv::<S>();
-        let (t, p2) = exp_terms::<S, { 2 * VLANES }, false>(s, v, 2 * per, &self.lanes);
+        let (t, p2) =
+            exp_terms::<S, { MAX_GROUP * VLANES }, false>(s, v, Self::GROUP * per, &self.lanes);
         let (zero, one) = (s.splat(0.0), s.splat(1.0));
-        for k in 0..2 * per {
+        for k in 0..Self::GROUP * per {
             let j = k % per;
             let at_max = s.eq(v[k], self.m);
             self.ties = s.add(self.ties, s.select(at_max, one, zero));
