@@ -423,22 +423,32 @@ impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
     }
 }
 
-impl<S: Simd, const STORE: bool> ChunkOp<S> for RoundedSumOp<S, STORE> {
-    const GROUP: usize = if STORE { 2 } else { 4 };
-
+impl<S: Simd, const STORE: bool> RoundedSumOp<S, STORE> {
+    /// The first `count` vectors of `v` (chunk `k / nv`'s vector `k % nv` at `k`): their
+    /// terms (stored at `out`, chunk after chunk, with `STORE`) added in order. Without the
+    /// store this is the fast logsumexp pass: the fast terms.
+    ///
+    /// # Safety
+    /// With `STORE`, `out` must be writable for `count / nv` chunks.
     #[inline(always)]
-    unsafe fn chunk_group(&mut self, s: S, v: &[S::V; MAX_GROUP * VLANES], out: *mut f64) {
+    unsafe fn add_terms<const N: usize>(
+        &mut self,
+        s: S,
+        v: &[S::V; N],
+        count: usize,
+        out: *mut f64,
+    ) {
         let per = nv::<S>();
         let (t, p2) = if STORE {
-            exp_terms::<S, { MAX_GROUP * VLANES }, false>(s, v, Self::GROUP * per, &self.lanes)
+            exp_terms::<S, N, false>(s, v, count, &self.lanes)
         } else {
-            exp_terms::<S, { MAX_GROUP * VLANES }, true>(s, v, Self::GROUP * per, &self.lanes)
+            exp_terms::<S, N, true>(s, v, count, &self.lanes)
         };
-        for k in 0..Self::GROUP * per {
+        for k in 0..count {
             let j = k % per;
             let y = s.fma(t[k], p2[k], p2[k]);
             if STORE {
-                // SAFETY: `out` has room for GROUP chunks (the trait's contract).
+                // SAFETY: forwarded contract.
                 unsafe { s.store_f64(out.add(k / per * VLANES + j * S::LANES), y) };
             }
             let sum = s.add(self.hi[j], y);
@@ -447,26 +457,21 @@ impl<S: Simd, const STORE: bool> ChunkOp<S> for RoundedSumOp<S, STORE> {
             self.lo[j] = s.add(self.lo[j], err);
         }
     }
+}
+
+impl<S: Simd, const STORE: bool> ChunkOp<S> for RoundedSumOp<S, STORE> {
+    const GROUP: usize = if STORE { 2 } else { 4 };
+
+    #[inline(always)]
+    unsafe fn chunk_group(&mut self, s: S, v: &[S::V; MAX_GROUP * VLANES], out: *mut f64) {
+        // SAFETY: `out` has room for GROUP chunks (the trait's contract).
+        unsafe { self.add_terms(s, v, Self::GROUP * nv::<S>(), out) };
+    }
 
     #[inline(always)]
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], out: *mut f64) {
-        // Without the store this is the fast logsumexp pass: the fast terms.
-        let (t, p2) = if STORE {
-            exp_terms::<S, VLANES, false>(s, v, nv::<S>(), &self.lanes)
-        } else {
-            exp_terms::<S, VLANES, true>(s, v, nv::<S>(), &self.lanes)
-        };
-        for j in 0..nv::<S>() {
-            let y = s.fma(t[j], p2[j], p2[j]);
-            if STORE {
-                // SAFETY: `out` has room for a whole chunk (the trait's contract).
-                unsafe { s.store_f64(out.add(j * S::LANES), y) };
-            }
-            let sum = s.add(self.hi[j], y);
-            let err = s.sub(y, s.sub(sum, self.hi[j]));
-            self.hi[j] = sum;
-            self.lo[j] = s.add(self.lo[j], err);
-        }
+        // SAFETY: `out` has room for a whole chunk (the trait's contract).
+        unsafe { self.add_terms(s, v, nv::<S>(), out) };
     }
 }
 
@@ -481,34 +486,34 @@ struct LseSumOp<S: Simd> {
     ties: S::V,
 }
 
-impl<S: Simd> ChunkOp<S> for LseSumOp<S> {
-    const GROUP: usize = 2;
-
+impl<S: Simd> LseSumOp<S> {
+    /// The first `count` vectors of `v` (vector `k % nv` of a chunk at `k`): their terms and
+    /// max entries, added in order.
     #[inline(always)]
-    unsafe fn chunk_group(&mut self, s: S, v: &[S::V; MAX_GROUP * VLANES], _out: *mut f64) {
-        let per = nv::<S>();
-        let (t, p2) =
-            exp_terms::<S, { MAX_GROUP * VLANES }, false>(s, v, Self::GROUP * per, &self.lanes);
+    fn add_terms<const N: usize>(&mut self, s: S, v: &[S::V; N], count: usize) {
+        let (t, p2) = exp_terms::<S, N, false>(s, v, count, &self.lanes);
         let (zero, one) = (s.splat(0.0), s.splat(1.0));
-        for k in 0..Self::GROUP * per {
-            let j = k % per;
+        for k in 0..count {
+            let j = k % nv::<S>();
             let at_max = s.eq(v[k], self.m);
             self.ties = s.add(self.ties, s.select(at_max, one, zero));
             let (y, y_lo) = lse_term(s, t[k], p2[k], at_max);
             accumulate(s, &mut self.hi[j], &mut self.lo[j], y, y_lo);
         }
     }
+}
+
+impl<S: Simd> ChunkOp<S> for LseSumOp<S> {
+    const GROUP: usize = 2;
+
+    #[inline(always)]
+    unsafe fn chunk_group(&mut self, s: S, v: &[S::V; MAX_GROUP * VLANES], _out: *mut f64) {
+        self.add_terms(s, v, Self::GROUP * nv::<S>());
+    }
 
     #[inline(always)]
     unsafe fn chunk(&mut self, s: S, v: &[S::V; VLANES], _out: *mut f64) {
-        let (t, p2) = exp_terms::<S, VLANES, false>(s, v, nv::<S>(), &self.lanes);
-        let (zero, one) = (s.splat(0.0), s.splat(1.0));
-        for j in 0..nv::<S>() {
-            let at_max = s.eq(v[j], self.m);
-            self.ties = s.add(self.ties, s.select(at_max, one, zero));
-            let (y, y_lo) = lse_term(s, t[j], p2[j], at_max);
-            accumulate(s, &mut self.hi[j], &mut self.lo[j], y, y_lo);
-        }
+        self.add_terms(s, v, nv::<S>());
     }
 }
 
