@@ -662,7 +662,7 @@ def test_float32_rows_of_every_kind_in_a_batch(fn, n, restore_threads):
 @pytest.mark.parametrize(
     ("dtype", "n"), [(np.float32, 100), (np.float32, 300), (np.float64, 100)], ids=str
 )
-@pytest.mark.parametrize("layout", ["strips", "column tiles", "rows"])
+@pytest.mark.parametrize("layout", ["strips", "transposed", "column tiles", "rows"])
 def test_logsumexp_fast_and_exact_sums_agree_across_layouts(dtype, n, layout):
     """logsumexp sums rounded terms where its result is certain to be far from 0 (maxima at
     or above 2 for float32, 4 for float64, or far below) and exact ones elsewhere, and
@@ -689,6 +689,8 @@ def test_logsumexp_fast_and_exact_sums_agree_across_layouts(dtype, n, layout):
     expected = np.array([logsumexp(np.ascontiguousarray(x[:, c])) for c in range(width)])
     if layout == "strips":  # adjacent columns, more than a short row: the strip kernels
         got = logsumexp(x, axis=0)
+    elif layout == "transposed":  # the last axis of a Fortran-ordered view: strips as well
+        got = logsumexp(x.T, axis=1)
     elif layout == "column tiles":  # a NaN column sends the whole strip to the tiles
         with_nan = np.concatenate([np.full((n, 1), np.nan, dtype), x], axis=1)
         got = logsumexp(with_nan, axis=0)
@@ -700,7 +702,7 @@ def test_logsumexp_fast_and_exact_sums_agree_across_layouts(dtype, n, layout):
 
 
 @pytest.mark.parametrize("n", [256, 1000, 1010, 1043])
-@pytest.mark.parametrize("layout", ["strips", "column tiles", "rows"])
+@pytest.mark.parametrize("layout", ["strips", "transposed", "column tiles", "rows"])
 def test_paired_log_softmax_agrees_across_layouts(n, layout):
     """float32 log_softmax lines of at least 256 whose maxima are at least 2 ln n or at most
     -3 ln n add their terms in pairs (`rows32::paired_log_softmax`); the axis-0 strips take
@@ -724,6 +726,10 @@ def test_paired_log_softmax_agrees_across_layouts(n, layout):
     expected = np.stack([log_softmax(np.ascontiguousarray(x[:, c])) for c in range(width)], 1)
     if layout == "strips":
         got = log_softmax(x, axis=0)
+    elif layout == "transposed":  # Fortran-ordered rows and result: the strips as well
+        result = log_softmax(x.T, axis=1)
+        assert result.flags.f_contiguous
+        got = result.T
     elif layout == "column tiles":  # a NaN column sends the whole strip to the tiles
         with_nan = np.concatenate([np.full((n, 1), np.nan, np.float32), x], axis=1)
         got = log_softmax(with_nan, axis=0)
@@ -752,6 +758,77 @@ def test_strided_rows_match_contiguous(dtype, step):
     untouched = np.ones(out_base.shape, bool)
     untouched[:, ::step] = False
     assert np.all(out_base[untouched] == 7.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(300, 1000), (40, 3000), (1000, 17), (2, 5000)], ids=str)
+def test_fortran_rows_match_c_rows(dtype, shape):
+    """The last axis of a Fortran-ordered array (or of a transposed C array): its rows are
+    adjacent in memory, so they go to the column kernels, and the results are Fortran-ordered
+    as SciPy's are. They equal the call on a C-ordered copy bit for bit (the layouts decide
+    per line alike), for every function, with and without out=, in place, on 1 and 2 threads."""
+    rng = np.random.default_rng(17)
+    dense = (rng.standard_normal(shape) * 20 + rng.uniform(-30, 30, (shape[0], 1))).astype(dtype)
+    dense[0, :7] = -np.inf
+    x = np.asfortranarray(dense)
+    threads = smoothmax.get_num_threads()
+    try:
+        for t in (1, 2):
+            smoothmax.set_num_threads(t)
+            lse = logsumexp(x, axis=-1)
+            np.testing.assert_array_equal(lse, logsumexp(dense, axis=-1))
+            np.testing.assert_array_equal(logsumexp(dense.T, axis=0), lse)
+            for fn in (softmax, log_softmax):
+                expected = fn(dense, axis=-1)
+                got = fn(x, axis=-1)
+                assert got.flags.f_contiguous
+                np.testing.assert_array_equal(got, expected)
+                out = np.empty_like(x)  # Fortran order, as x
+                assert fn(x, axis=-1, out=out) is out
+                np.testing.assert_array_equal(out, expected)
+                out_c = np.empty(shape, dtype)
+                fn(x, axis=-1, out=out_c)
+                np.testing.assert_array_equal(out_c, expected)
+                inplace = x.copy(order="F")
+                fn(inplace, axis=-1, out=inplace)
+                np.testing.assert_array_equal(inplace, expected)
+                np.testing.assert_array_equal(fn(dense.T, axis=0), expected.T)
+    finally:
+        smoothmax.set_num_threads(threads)
+
+
+def test_results_are_ordered_as_scipy_orders_them():
+    """A new result is Fortran-ordered for a Fortran-ordered input and C-ordered otherwise,
+    as SciPy's results are, on the fast path and the general one (float16, tuple axes, a
+    temperature, weights)."""
+    scipy_special = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(3)
+    inputs = [
+        np.asfortranarray(rng.random((5, 7))),
+        np.asfortranarray(rng.random((5, 7, 3)).astype(np.float32)),
+        np.asfortranarray(rng.random((6, 4)).astype(np.float16)),
+        rng.random((5, 7)),
+        rng.random((5, 7))[:, ::2],
+    ]
+    for x in inputs:
+        for ours, theirs in (
+            (softmax, scipy_special.softmax),
+            (log_softmax, scipy_special.log_softmax),
+            (logsumexp, scipy_special.logsumexp),
+        ):
+            for axis in (0, 1, -1, (0, 1), None):
+                got, want = np.asarray(ours(x, axis=axis)), np.asarray(theirs(x, axis=axis))
+                flags = (got.flags.c_contiguous, got.flags.f_contiguous)
+                assert flags == (want.flags.c_contiguous, want.flags.f_contiguous), (
+                    ours.__name__,
+                    x.shape,
+                    x.dtype,
+                    axis,
+                )
+    x = np.asfortranarray(rng.random((5, 7, 3)))
+    assert softmax(x, axis=1, temperature=0.5).flags.f_contiguous
+    assert scipy_special.logsumexp(x, axis=1, b=0.5).flags.f_contiguous
+    assert logsumexp(x, axis=1, b=0.5).flags.f_contiguous
 
 
 def test_threads_setting_roundtrip():

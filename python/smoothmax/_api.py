@@ -168,8 +168,21 @@ def _reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool
     return tuple(s for k, s in enumerate(shape) if k not in axes)
 
 
-def _finish(res: np.ndarray, result_dtype: np.dtype[Any], scalar: bool) -> Any:
-    if res.dtype != result_dtype:
+def _finish(
+    res: np.ndarray, result_dtype: np.dtype[Any], scalar: bool, like: np.ndarray | None = None
+) -> Any:
+    """``res`` in the result dtype; Fortran-ordered when ``like`` (the input) is, as SciPy's
+    results are (the Rust fast path allocates them so)."""
+    fortran = (
+        like is not None
+        and res.ndim > 1
+        and like.ndim > 1
+        and like.flags.f_contiguous
+        and not like.flags.c_contiguous
+    )
+    if fortran:
+        res = np.asfortranarray(res, dtype=result_dtype)
+    elif res.dtype != result_dtype:
         res = res.astype(result_dtype)
     return res[()] if scalar else res
 
@@ -211,7 +224,8 @@ def logsumexp(
     Returns
     -------
     res : ndarray or scalar
-        ``log|sum(b * exp(a))|``; a NumPy scalar for a 0-d result.
+        ``log|sum(b * exp(a))|``; a NumPy scalar for a 0-d result. New arrays are
+        Fortran-ordered for a Fortran-ordered ``a``, else C-ordered, as SciPy's.
     sgn : ndarray or scalar
         The sign of the sum (``+1``, ``-1``, ``0`` for an empty or zero sum, NaN for NaN);
         only when ``return_sign`` is true.
@@ -301,7 +315,7 @@ def logsumexp(
     if weights is None and not return_sign:
         _core.logsumexp_3d(x3, res)
         res = res.reshape(out_shape)
-        return _finish(res, result, scalar_input or res.ndim == 0)
+        return _finish(res, result, scalar_input or res.ndim == 0, like=arr)
 
     w = _aligned(
         np.asarray(weights if weights is not None else np.ones(1, dtype=compute), dtype=compute)
@@ -313,8 +327,8 @@ def logsumexp(
     scalar = scalar_input or res.ndim == 0
     if not return_sign:
         res = np.where(sgn < 0, np.asarray(np.nan, dtype=compute), res)
-        return _finish(res, result, scalar)
-    return _finish(res, result, scalar), _finish(sgn, result, scalar)
+        return _finish(res, result, scalar, like=arr)
+    return _finish(res, result, scalar, like=arr), _finish(sgn, result, scalar, like=arr)
 
 
 def _is_int(x: Any) -> bool:
@@ -404,7 +418,7 @@ def _normalize(
     if out is not None:
         out[...] = res.reshape(out.shape).astype(result, copy=False)
         return out
-    return _finish(res.reshape(arr.shape), result, scalar_input)
+    return _finish(res.reshape(arr.shape), result, scalar_input, like=arr)
 
 
 def _same_layout(a: np.ndarray, b: np.ndarray) -> bool:
@@ -453,7 +467,8 @@ def softmax(
     Returns
     -------
     ndarray or scalar
-        Same shape as ``x``, summing to 1 along ``axis``; ``out`` when given.
+        Same shape as ``x``, summing to 1 along ``axis``; ``out`` when given. A new array
+        is Fortran-ordered for a Fortran-ordered ``x``, else C-ordered, as SciPy's.
 
     Raises
     ------
@@ -507,7 +522,8 @@ def log_softmax(
     Returns
     -------
     ndarray or scalar
-        Same shape as ``x``; ``out`` when given.
+        Same shape as ``x``; ``out`` when given. A new array is Fortran-ordered for a
+        Fortran-ordered ``x``, else C-ordered, as SciPy's.
 
     Raises
     ------

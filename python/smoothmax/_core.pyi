@@ -47,12 +47,13 @@ def softmax_axis(
     x: object, axis: int, log: bool, out: object | None = None
 ) -> npt.NDArray[np.floating] | None:
     """softmax (or log_softmax) of a native float32/float64 array along ``axis``, into ``out``
-    when given (it may be ``x``), or ``None`` when the call needs the general path (other
-    dtypes, strides that do not merge, an ``out`` that does not fit)."""
+    when given (it may be ``x``) or a new array (Fortran-ordered for a Fortran-ordered ``x``),
+    or ``None`` when the call needs the general path (other dtypes, strides that do not
+    merge, an ``out`` that does not fit)."""
 
 def logsumexp_axis(x: object, axis: int) -> npt.NDArray[np.floating] | None:
-    """logsumexp of a native float32/float64 array along ``axis`` (removed), or ``None`` when
-    the call needs the general path."""
+    """logsumexp of a native float32/float64 array along ``axis`` (removed; ordered as for
+    ``softmax_axis``), or ``None`` when the call needs the general path."""
 
 def exp_1d(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None:
     """The vector exp kernel on contiguous 1-D arrays (for accuracy tests)."""

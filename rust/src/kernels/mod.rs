@@ -77,6 +77,26 @@ impl<E> Raw3<E> {
         }
     }
 
+    /// Whether, with one `inner` index, the rows lie closer together in memory than a row's
+    /// elements (the last axis of a Fortran-ordered or transposed array): the layout of a
+    /// reduction along a non-last axis, seen from the other side.
+    fn rows_closer_than_elements(&self) -> bool {
+        self.inner == 1 && self.rows > 1 && self.s_outer.unsigned_abs() < self.s_n.unsigned_abs()
+    }
+
+    /// The same view with its `outer` indices taken as `inner` ones (one `inner` index): row
+    /// `r` is the same memory, and the kernels see rows adjacent in memory (`s_inner == 1`)
+    /// where the column kernels can take them.
+    fn outer_as_inner(self) -> Self {
+        debug_assert_eq!(self.inner, 1);
+        Raw3 {
+            inner: self.rows,
+            s_outer: self.s_inner,
+            s_inner: self.s_outer,
+            ..self
+        }
+    }
+
     /// First element of row `r` (row-major over `(outer, inner)`).
     fn row(&self, r: usize) -> *mut E {
         let (o, j) = (r / self.inner, r % self.inner);
@@ -157,6 +177,36 @@ enum Task<E> {
         sc: Scaling,
         log: bool,
     },
+}
+
+impl<E> Task<E> {
+    /// The task with every view's `outer` indices taken as `inner` ones when `x`'s rows lie
+    /// closer together than its elements ([`Raw3::outer_as_inner`]; all views alike, since
+    /// the tiles of rows come from `x`). (4096, 1000) float32 in Fortran order along axis 1:
+    /// logsumexp 27 → 1.1 ms, softmax 28 → 2.4 ms (one thread), through the strips.
+    fn oriented(self) -> Self {
+        match self {
+            Task::Lse { x, out } if x.rows_closer_than_elements() => Task::Lse {
+                x: x.outer_as_inner(),
+                out,
+            },
+            Task::LseWeighted { x, w, out, sign } if x.rows_closer_than_elements() => {
+                Task::LseWeighted {
+                    x: x.outer_as_inner(),
+                    w: w.outer_as_inner(),
+                    out,
+                    sign,
+                }
+            }
+            Task::Softmax { x, out, sc, log } if x.rows_closer_than_elements() => Task::Softmax {
+                x: x.outer_as_inner(),
+                out: out.outer_as_inner(),
+                sc,
+                log,
+            },
+            task => task,
+        }
+    }
 }
 
 struct RowsJob<E> {
@@ -1002,6 +1052,7 @@ fn run_rows<E: Element>(task: Task<E>, rows: usize, n: usize) -> Result<(), Kern
 }
 
 fn run_rows_on<E: Element>(isa: Isa, task: Task<E>, rows: usize, n: usize) {
+    let task = task.oriented();
     for_row_ranges(rows, n.saturating_mul(E::WORK), |range| {
         dispatch(isa, RowsJob { task, rows: range })
     });

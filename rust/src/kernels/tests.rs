@@ -1,7 +1,7 @@
 //! Kernel tests: every ISA against the scalar path (bit for bit), against a plain reference,
 //! at awkward lengths and scales, on strided layouts, with special values and thread counts.
 
-use ndarray::{s, Array2, Array3, ArrayView3};
+use ndarray::{s, Array2, Array3, ArrayView3, ShapeBuilder};
 use rand::{Rng, SeedableRng};
 
 use super::*;
@@ -294,6 +294,54 @@ fn strided_layouts_match_contiguous_rows() {
                 assert_eq!(got_i, e);
             }
         }
+    }
+}
+
+/// The last axis of a Fortran-ordered array (rows one element apart, one `inner` index) goes
+/// to the column kernels as rows adjacent in memory; weights and outputs in other layouts,
+/// including a unit `inner` dimension whose stride is 1 (as if adjacent), follow the same rows.
+#[test]
+fn fortran_rows_match_rows_in_any_other_layout() {
+    let mut rng = rng();
+    let (rows, n) = (70, 300);
+    let data: Vec<f64> = row(rows * n, 30.0, &mut rng);
+    let c = Array3::from_shape_vec((rows, n, 1), data).unwrap();
+    let mut f = Array3::<f64>::zeros((1, n, rows));
+    f.assign(&c.view().permuted_axes([2, 1, 0]));
+    let x = f.view().permuted_axes([2, 1, 0]); // (rows, n, 1), strides (1, rows, rows·n)
+    assert_eq!(x.strides(), &[1, rows as isize, (rows * n) as isize]);
+    let unit_stride_one = |a: &mut Array3<f64>| unsafe {
+        ndarray::ArrayViewMut3::from_shape_ptr((rows, n, 1).strides((n, 1, 1)), a.as_mut_ptr())
+    };
+    let expect_lse = lse_3d(c.view());
+    assert_eq!(lse_3d(x), expect_lse);
+    let w_data = Array3::from_shape_fn((rows, n, 1), |(r, i, _)| ((r + i) % 3) as f64 - 0.5);
+    let mut w = w_data.clone();
+    let w = unit_stride_one(&mut w);
+    let (mut got, mut sign) = (Array2::zeros((rows, 1)), Array2::zeros((rows, 1)));
+    let (mut want, mut want_sign) = (Array2::zeros((rows, 1)), Array2::zeros((rows, 1)));
+    logsumexp_weighted(x, w.view(), got.view_mut(), sign.view_mut()).unwrap();
+    logsumexp_weighted(
+        c.view(),
+        w_data.view(),
+        want.view_mut(),
+        want_sign.view_mut(),
+    )
+    .unwrap();
+    assert_eq!(got, want);
+    assert_eq!(sign, want_sign);
+    for (t, log) in [(1.0, false), (1.0, true), (0.7, false)] {
+        let mut expect = Array3::<f64>::zeros((rows, n, 1));
+        softmax(c.view(), expect.view_mut(), t, log).unwrap();
+        let mut out = Array3::<f64>::zeros((rows, n, 1));
+        softmax(x, unit_stride_one(&mut out), t, log).unwrap();
+        assert_eq!(out, expect);
+        let mut out_f = f.clone();
+        softmax(x, out_f.view_mut().permuted_axes([2, 1, 0]), t, log).unwrap();
+        assert_eq!(out_f.view().permuted_axes([2, 1, 0]), expect);
+        let mut inplace = f.clone();
+        softmax_inplace(inplace.view_mut().permuted_axes([2, 1, 0]), t, log).unwrap();
+        assert_eq!(inplace.view().permuted_axes([2, 1, 0]), expect);
     }
 }
 

@@ -193,29 +193,35 @@ fn rows_of(shape: &[usize], strides: &[isize], axis: isize) -> Option<([usize; 3
         return None;
     }
     let k = axis.rem_euclid(ndim) as usize;
-    // A run of dimensions merges when each kept (size > 1) stride is the next one's times its
-    // extent; the merged stride is the innermost kept one.
-    let merge = |dims: std::ops::Range<usize>| -> Option<(usize, usize)> {
-        let mut size = 1usize;
-        let mut stride: Option<isize> = None;
-        for d in dims.rev() {
-            if shape[d] == 1 {
-                continue;
-            }
-            match stride {
-                None => stride = Some(strides[d]),
-                Some(_) if strides[d] != strides_inner(shape, strides, d) => return None,
-                _ => {}
-            }
-            size *= shape[d];
-        }
-        let st = stride.unwrap_or(0);
-        (st >= 0).then_some((size, st as usize))
-    };
-    let (outer, so) = merge(0..k)?;
-    let (inner, si) = merge(k + 1..shape.len())?;
+    let (outer, so) = merged(shape, strides, 0..k)?;
+    let (inner, si) = merged(shape, strides, k + 1..shape.len())?;
     let sn = strides[k];
     (sn >= 0).then_some(([outer, shape[k], inner], [so, sn as usize, si]))
+}
+
+/// The dimensions `dims` of an array merged into one `(size, stride)`, when each kept stride
+/// (of a dimension longer than 1) is the next one's times its extent and none is negative; the
+/// merged stride is the innermost kept one.
+fn merged(
+    shape: &[usize],
+    strides: &[isize],
+    dims: std::ops::Range<usize>,
+) -> Option<(usize, usize)> {
+    let mut size = 1usize;
+    let mut stride: Option<isize> = None;
+    for d in dims.rev() {
+        if shape[d] == 1 {
+            continue;
+        }
+        match stride {
+            None => stride = Some(strides[d]),
+            Some(_) if strides[d] != strides_inner(shape, strides, d) => return None,
+            _ => {}
+        }
+        size *= shape[d];
+    }
+    let st = stride.unwrap_or(0);
+    (st >= 0).then_some((size, st as usize))
 }
 
 /// The stride a dimension `d` must have to merge with the kept dimensions after it.
@@ -263,7 +269,7 @@ fn rows_fast<'py, T>(
 where
     T: numpy::Element + crate::simd::Element,
 {
-    use ndarray::{ArrayViewMut3, ShapeBuilder};
+    use ndarray::{ArrayViewMut2, ArrayViewMut3, ShapeBuilder};
     // Kernels dereference element pointers: unaligned arrays take the general path (a copy).
     if !arr.data().is_aligned() {
         return Ok(None);
@@ -271,7 +277,7 @@ where
     let Some((dims, st)) = rows_of(arr.shape(), &element_strides::<T>(arr.strides()), axis) else {
         return Ok(None);
     };
-    let internal = |e: ndarray::ShapeError| PyValueError::new_err(format!("internal: {e}"));
+    let no_rows = || PyValueError::new_err("internal: the new array has no (outer, n, inner) view");
     if let (Some(out), Some(log)) = (out, log) {
         let Ok(o) = out.cast::<PyArrayDyn<T>>() else {
             return Ok(None);
@@ -316,24 +322,37 @@ where
     let x = arr.readonly();
     // SAFETY: dims/strides come from rows_of on x itself; the borrow keeps x alive.
     let xv = unsafe { ArrayView3::from_shape_ptr(dims.strides(st), x.data()) };
+    let k = axis.rem_euclid(arr.ndim() as isize) as usize;
     let mut shape = x.shape().to_vec();
     if log.is_none() {
-        shape.remove(axis.rem_euclid(shape.len() as isize) as usize);
+        shape.remove(k);
     }
+    // A Fortran-ordered input gets a Fortran-ordered result, as from SciPy (whose results come
+    // from NumPy ufuncs): its rows are then adjacent in memory as the input's are, which the
+    // column kernels need (see kernels::Raw3::new).
+    let fortran = arr.ndim() > 1 && arr.is_fortran_contiguous() && !arr.is_c_contiguous();
     // SAFETY: every element is written by the kernel before the array is returned.
-    let result = unsafe { PyArrayDyn::<T>::new(py, shape, false) };
+    let result = unsafe { PyArrayDyn::<T>::new(py, shape, fortran) };
     {
         let mut o = result.readwrite();
-        let ov = o.as_array_mut();
+        let mut ov = o.as_array_mut();
+        let ost = ov.strides().to_vec(); // in elements
+        let ptr = ov.as_mut_ptr();
         match log {
             Some(log) => {
-                let ov = ov.into_shape_with_order(dims).map_err(internal)?;
+                let (odims, ost) = rows_of(ov.shape(), &ost, axis).ok_or_else(no_rows)?;
+                debug_assert_eq!(odims, dims);
+                // SAFETY: dims/strides come from rows_of on the new array, borrowed mutably.
+                let ov = unsafe { ArrayViewMut3::from_shape_ptr(dims.strides(ost), ptr) };
                 detached(py, move || kernels::softmax(xv, ov, 1.0, log))?;
             }
             None => {
-                let ov = ov
-                    .into_shape_with_order((dims[0], dims[2]))
-                    .map_err(internal)?;
+                let (outer, so) = merged(ov.shape(), &ost, 0..k).ok_or_else(no_rows)?;
+                let (inner, si) = merged(ov.shape(), &ost, k..ov.ndim()).ok_or_else(no_rows)?;
+                debug_assert_eq!((outer, inner), (dims[0], dims[2]));
+                // SAFETY: as above, for the reduced array.
+                let ov =
+                    unsafe { ArrayViewMut2::from_shape_ptr((outer, inner).strides((so, si)), ptr) };
                 detached(py, move || kernels::logsumexp(xv, ov))?;
             }
         }
@@ -342,7 +361,8 @@ where
 }
 
 /// softmax / log_softmax of a native float32/float64 array along one axis, into `out` when
-/// given (it may be `x`) or a new C-ordered array; `None` when the call needs the general path
+/// given (it may be `x`) or a new array (Fortran-ordered for a Fortran-ordered `x`, else
+/// C-ordered); `None` when the call needs the general path
 /// (dtype, byte order, strides, an `out` that does not fit).
 #[pyfunction]
 #[pyo3(signature = (x, axis, log, out=None))]
@@ -362,8 +382,8 @@ pub(crate) fn softmax_axis<'py>(
     Ok(None)
 }
 
-/// logsumexp of a native float32/float64 array along one axis (removed), or `None` when the
-/// call needs the general path.
+/// logsumexp of a native float32/float64 array along one axis (removed; the result ordered as
+/// for softmax_axis), or `None` when the call needs the general path.
 #[pyfunction]
 pub(crate) fn logsumexp_axis<'py>(
     py: Python<'py>,
