@@ -329,7 +329,7 @@ where
     }
     // A Fortran-ordered input gets a Fortran-ordered result, as from SciPy (whose results come
     // from NumPy ufuncs): its rows are then adjacent in memory as the input's are, which the
-    // column kernels need (see kernels::Raw3::new).
+    // column kernels need (see kernels::Task::oriented).
     let fortran = arr.ndim() > 1 && arr.is_fortran_contiguous() && !arr.is_c_contiguous();
     // SAFETY: every element is written by the kernel before the array is returned.
     let result = unsafe { PyArrayDyn::<T>::new(py, shape, fortran) };
@@ -362,8 +362,8 @@ where
 
 /// softmax / log_softmax of a native float32/float64 array along one axis, into `out` when
 /// given (it may be `x`) or a new array (Fortran-ordered for a Fortran-ordered `x`, else
-/// C-ordered); `None` when the call needs the general path
-/// (dtype, byte order, strides, an `out` that does not fit).
+/// C-ordered); `None` when the call needs the general path (dtype, byte order, strides, an
+/// `out` that does not fit).
 #[pyfunction]
 #[pyo3(signature = (x, axis, log, out=None))]
 pub(crate) fn softmax_axis<'py>(
